@@ -1,0 +1,133 @@
+"""Run folders: `runs/<plugin>/<timestamp>/` with config.json, metrics.jsonl and checkpoint/.
+
+Only rank 0 writes. `train --resume DIR` reopens a folder; `eval` and `predict` open one
+read-only with `RunDir.open`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from mltk import atomic
+from mltk.device import env_dist
+from mltk.errors import DataError, UsageError
+
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.jsonl"
+CHECKPOINT_DIR = "checkpoint"
+
+
+def _check_writable(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".mltk-write-test-{uuid.uuid4().hex[:6]}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise UsageError(f"--out {path} is not writable ({reason})") from exc
+
+
+class RunDir:
+    def __init__(self, path: Path, plugin: str, *, writable: bool) -> None:
+        self.path = path
+        self.plugin = plugin
+        self.writable = writable and env_dist().is_main
+
+    @classmethod
+    def create(
+        cls,
+        plugin: str,
+        *,
+        out: str | os.PathLike | None = None,
+        resume: str | os.PathLike | None = None,
+    ) -> RunDir:
+        """A new run folder (or the one given by --resume, which must hold a checkpoint)."""
+        if resume is not None:
+            run = cls.open(resume, plugin=plugin)
+            run.writable = env_dist().is_main
+            if run.writable:
+                _check_writable(run.path)
+            return run
+        if out is not None:
+            path = Path(out)
+        else:
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            path = Path("runs") / plugin / stamp
+            if path.exists():
+                path = path.with_name(f"{stamp}-{uuid.uuid4().hex[:4]}")
+        run = cls(path, plugin, writable=True)
+        if run.writable:
+            _check_writable(path)
+        return run
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, *, plugin: str, need_checkpoint: bool = True) -> RunDir:
+        path = Path(path)
+        if not path.is_dir():
+            raise DataError(f"run folder {path} does not exist")
+        if not (path / CONFIG_FILE).is_file():
+            raise DataError(f"{path} is not an mltk run folder (no {CONFIG_FILE})")
+        run = cls(path, plugin, writable=False)
+        cfg = run.read_config()
+        if cfg.get("plugin", plugin) != plugin:
+            raise DataError(f"{path} is a run of plugin {cfg.get('plugin')!r}, not {plugin!r}")
+        if need_checkpoint and not atomic.recover_dir(run.checkpoint_dir).is_dir():
+            raise DataError(
+                f"run folder {path} has no checkpoint/ (was training interrupted before the first save?)"
+            )
+        return run
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.path / CHECKPOINT_DIR
+
+    def artifact(self, name: str) -> Path:
+        return self.path / name
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        if self.writable:
+            payload = {"plugin": self.plugin, **config}
+            atomic.write_text(self.path / CONFIG_FILE, json.dumps(payload, indent=2, default=str))
+
+    def read_config(self) -> dict[str, Any]:
+        try:
+            data = json.loads((self.path / CONFIG_FILE).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise DataError(f"{self.path / CONFIG_FILE} cannot be read ({exc})") from exc
+        if not isinstance(data, dict):
+            raise DataError(f"{self.path / CONFIG_FILE} does not hold a JSON object")
+        return data
+
+    def log_metrics(self, step: int, **values: Any) -> None:
+        if not self.writable:
+            return
+        from mltk.output import _jsonable
+
+        line = json.dumps({"step": int(step), "time": time.time(), **_jsonable(values)})
+        with open(self.path / METRICS_FILE, "a") as fh:
+            fh.write(line + "\n")
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        path = self.path / METRICS_FILE
+        if not path.is_file():
+            return []
+        rows = []
+        for line in path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                break  # a line cut short by a crash ends the log
+        return rows
+
+    def truncate_metrics(self, after_step: int) -> None:
+        """Drop lines logged after the checkpoint a resumed run continues from."""
+        if not self.writable:
+            return
+        kept = [r for r in self.read_metrics() if r.get("step", 0) <= after_step]
+        atomic.write_text(self.path / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in kept))
