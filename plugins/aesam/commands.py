@@ -1,0 +1,306 @@
+"""The bodies of `mltk aesam train|eval|predict|compare` (heavy: imported inside the commands)."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from mltk_plugins.aesam.data import Dataset, load_data, load_inputs, normalise
+from mltk_plugins.aesam.training import (
+    AESAMConfig,
+    EpochRecord,
+    TrainState,
+    build_training,
+    evaluate,
+    get_preset,
+    predict_proba,
+    quick_run,
+    steps_in_epoch,
+    train,
+)
+
+from mltk.checkpoint import load_training_state, save_training_state
+from mltk.config import build_config, config_from_dict, config_to_dict
+from mltk.errors import DataError, UsageError
+from mltk.output import Table
+from mltk.runs import RunDir
+
+PLUGIN = "aesam"
+
+
+def _data_for(cfg: AESAMConfig, seed: int) -> Dataset:
+    return load_data(
+        cfg.data,
+        cfg.data_path,
+        noise=cfg.noise,
+        seed=seed,
+        test_fraction=cfg.test_fraction,
+        image_size=cfg.image_size,
+        limit_train=cfg.limit_train,
+    )
+
+
+def _summary(cfg: AESAMConfig, rec: EpochRecord) -> dict[str, Any]:
+    return {
+        "optimizer": cfg.optimizer,
+        "epochs": rec.epoch,
+        "steps": rec.step,
+        "test_acc": rec.test_acc,
+        "test_loss": rec.test_loss,
+        "train_acc": rec.train_acc,
+        "sam_fraction": rec.sam_fraction,
+        "grad_evals": rec.grad_evals,
+        "wall_s": rec.wall_s,
+    }
+
+
+def run_train(rt, *, preset: str, config_file, overrides: dict, out, resume) -> None:
+    run = RunDir.create(PLUGIN, out=out, resume=resume)
+    if resume is not None:
+        saved = run.read_config()
+        cfg = config_from_dict(
+            AESAMConfig, saved.get("config", {}), source=f"{run.path}/config.json"
+        )
+        seed = int(saved.get("seed", rt.seed))
+        given = sorted(k for k, v in overrides.items() if v is not None)
+        if given:
+            rt.out.warn(f"--resume continues the saved configuration; ignoring {', '.join(given)}")
+    else:
+        cfg = build_config(
+            AESAMConfig, preset=get_preset(preset), file=config_file, overrides=overrides
+        )
+        seed = rt.seed
+    cfg.validate()
+    data = _data_for(cfg, seed)
+    dist = rt.dist
+    state = build_training(cfg, data, rt.device, seed, world_size=dist.world_size)
+    if resume is not None:
+        meta = load_training_state(
+            run.checkpoint_dir,
+            model=state.model,
+            optimizer=state.optimizer,
+            scheduler=state.scheduler,
+        )
+        state.epoch = int(meta["epoch"])
+        state.wall_s = float(meta["wall_s"])
+        state.history = [EpochRecord(**r) for r in meta.get("history", [])]
+        run.truncate_metrics(int(meta["step"]))
+        rt.out.log(f"resuming {run.path} at epoch {state.epoch}/{cfg.epochs}")
+    else:
+        run.write_config({"config": config_to_dict(cfg), "seed": seed, "preset": preset})
+    rt.out.log(
+        f"aesam train: {cfg.optimizer} on {cfg.data} (noise {cfg.noise:g}), {cfg.model}, "
+        f"{len(data.y_train)} training examples, {cfg.epochs} epochs -> {run.path}"
+    )
+    ddp_model = dist.wrap(state.model, rt.device) if dist.enabled else None
+    meta_static = {
+        "classes": data.classes,
+        "mean": data.mean.tolist(),
+        "std": data.std.tolist(),
+        "input_shape": list(data.input_shape),
+        "seed": seed,
+        "config": config_to_dict(cfg),
+    }
+
+    def save(st: TrainState) -> None:
+        if not dist.is_main:
+            return
+        save_training_state(
+            run.checkpoint_dir,
+            model=st.model,
+            optimizer=st.optimizer,
+            scheduler=st.scheduler,
+            step=st.optimizer.t,
+            meta={
+                **meta_static,
+                "epoch": st.epoch,
+                "wall_s": st.wall_s,
+                "history": [r.as_dict() for r in st.history],
+            },
+        )
+
+    steps = steps_in_epoch(len(data.y_train), cfg.batch_size, dist.world_size)
+    remaining = steps * (cfg.epochs - state.epoch)
+    with rt.out.progress(remaining, f"{cfg.optimizer}") as bar:
+
+        def on_step(loss: float) -> None:
+            o = state.optimizer
+            bar.advance(1, loss=loss, sam=o.sam_steps / max(o.t, 1))
+
+        def on_epoch(rec: EpochRecord, st: TrainState) -> None:
+            values = rec.as_dict()
+            run.log_metrics(values.pop("step"), **values)
+            save(st)
+            rt.out.log(
+                f"epoch {rec.epoch:>3}/{cfg.epochs}  loss {rec.train_loss:.4f}  test acc {rec.test_acc:.4f}  "
+                f"SAM fraction {rec.sam_fraction:.3f}  grad evals {rec.grad_evals}"
+            )
+
+        if state.epoch < cfg.epochs:
+            train(
+                cfg,
+                data,
+                state,
+                device=rt.device,
+                seed=seed,
+                rank=dist.rank,
+                world_size=dist.world_size,
+                ddp_model=ddp_model,
+                autocast=rt.autocast,
+                on_epoch=on_epoch,
+                on_step=on_step,
+            )
+    if not state.history:
+        raise DataError(f"{run.path} holds no finished epoch to report")
+    dist.barrier()
+    result = {"run": str(run.path), **_summary(cfg, state.history[-1])}
+    rt.out.result(result, table=Table("aesam train", list(result), [list(result.values())]))
+
+
+def _load_run(path: Path, device):
+    """(config, model with the trained weights, checkpoint meta) of a run folder."""
+    from mltk_plugins.aesam.models import build_model
+
+    run = RunDir.open(path, plugin=PLUGIN)
+    saved = run.read_config()
+    cfg = config_from_dict(AESAMConfig, saved.get("config", {}), source=f"{run.path}/config.json")
+    try:
+        from mltk.checkpoint import load_checkpoint
+
+        _, meta = load_checkpoint(run.checkpoint_dir)
+        shape = tuple(int(v) for v in meta["input_shape"])
+        classes = list(meta["classes"])
+    except KeyError as exc:
+        raise DataError(
+            f"{run.checkpoint_dir} lacks {exc} in its meta.json; it was not written by aesam train"
+        ) from exc
+    model = build_model(cfg.model, shape, len(classes), cfg.width).to(device)
+    load_training_state(run.checkpoint_dir, model=model, restore_rng=False)
+    model.eval()
+    return cfg, model, meta
+
+
+def run_eval(rt, runs: list[Path]) -> None:
+    rows = []
+    for path in runs:
+        cfg, model, meta = _load_run(path, rt.device)
+        data = _data_for(cfg, int(meta.get("seed", 0)))
+        loss, acc = evaluate(model, data.x_test, data.y_test, rt.device)
+        last = (meta.get("history") or [{}])[-1]
+        rows.append(
+            {
+                "run": str(path),
+                "optimizer": cfg.optimizer,
+                "noise": cfg.noise,
+                "epochs": int(meta.get("epoch", 0)),
+                "test_acc": acc,
+                "test_loss": loss,
+                "sam_fraction": last.get("sam_fraction", float("nan")),
+                "grad_evals": last.get("grad_evals", 0),
+                "wall_s": float(meta.get("wall_s", float("nan"))),
+            }
+        )
+    sam_rows = [r for r in rows if r["optimizer"] == "sam"]
+    ref = sam_rows[0] if sam_rows else None
+    for r in rows:
+        r["grad_evals_vs_sam"] = (
+            r["grad_evals"] / ref["grad_evals"] if ref and ref["grad_evals"] else None
+        )
+        r["wall_vs_sam"] = r["wall_s"] / ref["wall_s"] if ref and ref["wall_s"] else None
+    columns = list(rows[0])
+    table = Table("aesam eval", columns, [list(r.values()) for r in rows])
+    payload: dict[str, Any] = {"runs": rows}
+    if len(rows) == 1:
+        payload.update({k: v for k, v in rows[0].items()})
+    rt.out.result(payload, table=table)
+
+
+def run_predict(rt, run: Path, input_path: Path, top: int) -> None:
+    if top < 1:
+        raise UsageError(f"--top {top} must be at least 1")
+    cfg, model, meta = _load_run(run, rt.device)
+    shape = tuple(int(v) for v in meta["input_shape"])
+    raw, names = load_inputs(input_path, shape)
+    x = normalise(raw, np.asarray(meta["mean"], np.float32), np.asarray(meta["std"], np.float32))
+    proba = predict_proba(model, x, rt.device)
+    classes = list(meta["classes"])
+    top = min(top, len(classes))
+    preds, rows = [], []
+    for name, pr in zip(names, proba):
+        order = np.argsort(-pr)[:top]
+        best = int(order[0])
+        preds.append(
+            {
+                "input": name,
+                "label": classes[best],
+                "index": best,
+                "probability": float(pr[best]),
+                "top": [{"label": classes[int(j)], "probability": float(pr[j])} for j in order],
+            }
+        )
+        rows.append([name, classes[best], float(pr[best])])
+    rt.out.result(
+        {"run": str(run), "classes": classes, "predictions": preds},
+        table=Table("aesam predict", ["input", "label", "probability"], rows),
+    )
+
+
+def run_compare(
+    rt, *, optimizers: str, seeds: int, preset: str, config_file, overrides: dict
+) -> None:
+    from dataclasses import replace
+
+    from mltk_plugins.aesam.adaptive_switch import OPTIMIZERS
+
+    names = [n.strip() for n in optimizers.split(",") if n.strip()]
+    unknown = [n for n in names if n not in OPTIMIZERS]
+    if not names or unknown:
+        raise UsageError(
+            f"--optimizers {optimizers!r}: use a comma-separated list from {', '.join(OPTIMIZERS)}"
+        )
+    if seeds < 1:
+        raise UsageError(f"--seeds {seeds} must be at least 1")
+    base = build_config(
+        AESAMConfig, preset=get_preset(preset), file=config_file, overrides=overrides
+    ).validate()
+    results: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
+    with rt.out.progress(len(names) * seeds, "compare") as bar:
+        for seed in range(seeds):
+            data = _data_for(base, seed)
+            for name in names:
+                r = quick_run(replace(base, optimizer=name), data, seed, device=str(rt.device))
+                results[name].append(r)
+                rt.out.log(
+                    f"{name:>10} seed {seed}: test acc {r['test_acc']:.4f}  SAM fraction {r['sam_fraction']:.3f}"
+                )
+                bar.advance(1)
+
+    def mean_std(vals: list[float]) -> tuple[float, float]:
+        return statistics.fmean(vals), (statistics.stdev(vals) if len(vals) > 1 else 0.0)
+
+    sam_evals = (
+        statistics.fmean(r["grad_evals"] for r in results["sam"]) if "sam" in results else None
+    )
+    rows = []
+    for name, rs in results.items():
+        acc_m, acc_s = mean_std([r["test_acc"] for r in rs])
+        evals = statistics.fmean(r["grad_evals"] for r in rs)
+        rows.append(
+            {
+                "optimizer": name,
+                "test_acc_mean": acc_m,
+                "test_acc_std": acc_s,
+                "sam_fraction": statistics.fmean(r["sam_fraction"] for r in rs),
+                "grad_evals": evals,
+                "grad_evals_vs_sam": evals / sam_evals if sam_evals else None,
+                "wall_s": statistics.fmean(r["wall_s"] for r in rs),
+            }
+        )
+    table = Table(
+        f"aesam compare ({base.data}, noise {base.noise:g}, {seeds} seeds)",
+        list(rows[0]),
+        [list(r.values()) for r in rows],
+    )
+    rt.out.result({"config": config_to_dict(base), "seeds": seeds, "results": rows}, table=table)

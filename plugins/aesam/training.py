@@ -1,0 +1,337 @@
+"""The configuration, the training loop and evaluation shared by the CLI and the benchmark."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import torch
+from mltk_plugins.aesam.adaptive_switch import OPTIMIZERS, SwitchingSAM, make_optimizer
+from mltk_plugins.aesam.data import SOURCES, Dataset
+from mltk_plugins.aesam.models import MODELS, build_model
+from torch import nn
+from torch.nn import functional as F
+
+from mltk.errors import UsageError
+
+BASES = ("sgd", "adamw")
+SCHEDULES = ("cosine", "constant")
+
+
+@dataclass
+class AESAMConfig:
+    """Everything a run depends on; CLI options map one to one onto these fields."""
+
+    # data
+    data: str = "digits"  # digits | npz | folder | cifar10 | cifar100
+    data_path: str | None = None  # file or folder for every source but digits
+    noise: float = 0.0  # fraction of training labels replaced by another class (symmetric)
+    test_fraction: float = 0.25  # held-out share when the source has no test split
+    image_size: int | None = None  # resize folder images to this square size
+    limit_train: int | None = None  # keep this many training examples (quick runs)
+    # model
+    model: str = "mlp"  # mlp | cnn | resnet18
+    width: int | None = None  # hidden width / channels (None: the model's default)
+    # optimisation
+    optimizer: str = "aesam"  # erm | sam | aesam | aelooksam | looksam | sssam
+    base: str = "sgd"  # the base optimizer: sgd (with momentum) | adamw
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"  # cosine decay per step, or constant
+    epochs: int = 30
+    batch_size: int = 32
+    # the switch (paper's defaults: rho 0.05, delta 0.9, lambda1 -1, lambda2 1, alpha 0.7)
+    rho: float = 0.05
+    delta: float = 0.9
+    lambda1: float = -1.0  # c_t at the end of training
+    lambda2: float = 1.0  # c_t at the start of training
+    alpha: float = 0.7  # LookSAM reuse strength (looksam, aelooksam)
+    k: int = 5  # LookSAM: a SAM step every k steps
+    p: float = 0.5  # SS-SAM: probability of a SAM step
+
+    def validate(self) -> AESAMConfig:
+        checks = [
+            (self.data in SOURCES, f"--data {self.data!r} is not one of {', '.join(SOURCES)}"),
+            (self.model in MODELS, f"--model {self.model!r} is not one of {', '.join(MODELS)}"),
+            (
+                self.optimizer in OPTIMIZERS,
+                f"--optimizer {self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}",
+            ),
+            (self.base in BASES, f"--base {self.base!r} is not one of {', '.join(BASES)}"),
+            (
+                self.schedule in SCHEDULES,
+                f"--schedule {self.schedule!r} is not one of {', '.join(SCHEDULES)}",
+            ),
+            (0.0 <= self.noise < 1.0, f"--noise {self.noise} must be in [0, 1)"),
+            (self.lr > 0, f"--lr {self.lr} must be positive"),
+            (self.epochs >= 1, f"--epochs {self.epochs} must be at least 1"),
+            (self.batch_size >= 1, f"--batch-size {self.batch_size} must be at least 1"),
+            (self.rho >= 0, f"--rho {self.rho} must be non-negative"),
+            (0.0 <= self.delta < 1.0, f"--delta {self.delta} must be in [0, 1)"),
+            (self.k >= 1, f"--k {self.k} must be at least 1"),
+            (0.0 <= self.p <= 1.0, f"--p {self.p} must be in [0, 1]"),
+            (self.alpha >= 0, f"--alpha {self.alpha} must be non-negative"),
+            (self.weight_decay >= 0, f"--weight-decay {self.weight_decay} must be non-negative"),
+            (
+                self.limit_train is None or self.limit_train >= 1,
+                f"--limit-train {self.limit_train} must be at least 1",
+            ),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UsageError(message)
+        if self.data != "digits" and not self.data_path:
+            raise UsageError(f"--data {self.data} needs --data-path")
+        return self
+
+
+# Named instances of the config, written down in one place.
+PRESETS: dict[str, AESAMConfig] = {
+    "tiny": AESAMConfig(epochs=3, limit_train=400),  # seconds: smoke tests and the example
+    "small": AESAMConfig(),  # digits, MLP, 30 epochs: about a minute on one CPU core
+    "digits-cnn": AESAMConfig(model="cnn", width=16, epochs=20),
+    # The paper's CIFAR setting: ResNet-18, SGD momentum 0.9, lr 0.1, wd 5e-4, batch 128, 200 epochs.
+    "cifar10": AESAMConfig(
+        data="cifar10",
+        model="resnet18",
+        lr=0.1,
+        weight_decay=5e-4,
+        batch_size=128,
+        epochs=200,
+        rho=0.05,
+    ),
+    "cifar100": AESAMConfig(
+        data="cifar100",
+        model="resnet18",
+        lr=0.1,
+        weight_decay=5e-4,
+        batch_size=128,
+        epochs=200,
+        rho=0.1,
+    ),
+}
+
+
+def get_preset(name: str) -> AESAMConfig:
+    if name not in PRESETS:
+        raise UsageError(f"--preset {name!r} is not a preset; use one of {', '.join(PRESETS)}")
+    return replace(PRESETS[name])
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    step: int
+    train_loss: float
+    train_acc: float
+    test_loss: float
+    test_acc: float
+    sam_fraction: float
+    grad_evals: int
+    lr: float
+    mu: float
+    sigma: float
+    c_t: float
+    wall_s: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class TrainState:
+    """What a training run has built so far (and what a resumed run starts from)."""
+
+    model: nn.Module
+    optimizer: SwitchingSAM
+    scheduler: Any
+    epoch: int = 0
+    wall_s: float = 0.0
+    history: list[EpochRecord] = field(default_factory=list)
+
+
+def build_training(
+    cfg: AESAMConfig, data: Dataset, device: torch.device, seed: int, *, world_size: int = 1
+) -> TrainState:
+    """Model, optimizer (with the chosen switching policy) and LR schedule for ``cfg``."""
+    torch.manual_seed(seed)
+    model = build_model(cfg.model, data.input_shape, len(data.classes), cfg.width).to(device)
+    steps_per_epoch = steps_in_epoch(len(data.y_train), cfg.batch_size, world_size)
+    total = steps_per_epoch * cfg.epochs
+    if cfg.base == "sgd":
+        base_cls, base_kw = (
+            torch.optim.SGD,
+            dict(lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay),
+        )
+    else:
+        base_cls, base_kw = torch.optim.AdamW, dict(lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = make_optimizer(
+        cfg.optimizer,
+        model.parameters(),
+        base_cls,
+        rho=cfg.rho,
+        total_steps=total,
+        lambda1=cfg.lambda1,
+        lambda2=cfg.lambda2,
+        delta=cfg.delta,
+        alpha=cfg.alpha,
+        k=cfg.k,
+        p=cfg.p,
+        seed=seed,
+        model=model,
+        **base_kw,
+    )
+    if cfg.schedule == "cosine":
+        # Attached to the base optimizer: the wrapper shares its parameter groups.
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer.base_optimizer, T_max=total
+        )
+    else:
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer.base_optimizer, lambda _: 1.0)
+    return TrainState(model=model, optimizer=optimizer, scheduler=scheduler)
+
+
+def steps_in_epoch(n: int, batch_size: int, world_size: int = 1) -> int:
+    per_rank = math.ceil(n / world_size)
+    local = max(1, batch_size // world_size)
+    return max(1, per_rank // local)  # incomplete last batches are dropped
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, x: np.ndarray, y: np.ndarray, device: torch.device, batch: int = 1024
+) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) of ``model`` on (x, y)."""
+    model.eval()
+    total_loss, correct = 0.0, 0
+    for i in range(0, len(y), batch):
+        xb = torch.from_numpy(x[i : i + batch]).to(device)
+        yb = torch.from_numpy(y[i : i + batch]).to(device)
+        logits = model(xb).float()
+        total_loss += F.cross_entropy(logits, yb, reduction="sum").item()
+        correct += (logits.argmax(1) == yb).sum().item()
+    model.train()
+    n = max(len(y), 1)
+    return total_loss / n, correct / n
+
+
+@torch.no_grad()
+def predict_proba(
+    model: nn.Module, x: np.ndarray, device: torch.device, batch: int = 1024
+) -> np.ndarray:
+    model.eval()
+    out = []
+    for i in range(0, len(x), batch):
+        out.append(
+            F.softmax(model(torch.from_numpy(x[i : i + batch]).to(device)).float(), dim=1)
+            .cpu()
+            .numpy()
+        )
+    return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
+
+
+def train(
+    cfg: AESAMConfig,
+    data: Dataset,
+    state: TrainState,
+    *,
+    device: torch.device,
+    seed: int,
+    rank: int = 0,
+    world_size: int = 1,
+    ddp_model: nn.Module | None = None,
+    autocast: Callable[[], Any] | None = None,
+    on_epoch: Callable[[EpochRecord, TrainState], None] | None = None,
+    on_step: Callable[[float], None] | None = None,
+) -> TrainState:
+    """Train from ``state.epoch`` to ``cfg.epochs``; call ``on_epoch`` after each epoch.
+
+    Batches come from a permutation seeded by (seed, epoch), so a run resumed at an epoch
+    boundary sees exactly the batches the uninterrupted run would have seen.
+    """
+    from contextlib import nullcontext
+
+    net = ddp_model if ddp_model is not None else state.model
+    opt, sched = state.optimizer, state.scheduler
+    autocast = autocast or nullcontext
+    x_all = torch.from_numpy(data.x_train).to(device)
+    y_all = torch.from_numpy(data.y_train).to(device)
+    n = len(data.y_train)
+    local = max(1, cfg.batch_size // world_size)
+    steps = steps_in_epoch(n, cfg.batch_size, world_size)
+    net.train()
+    for epoch in range(state.epoch, cfg.epochs):
+        t0 = time.perf_counter()
+        gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
+        perm = torch.randperm(n, generator=gen)[rank::world_size].to(device)
+        loss_sum, correct, seen = 0.0, 0, 0
+        for s in range(steps):
+            idx = perm[s * local : (s + 1) * local]
+            xb, yb = x_all[idx], y_all[idx]
+            with autocast():
+                logits = net(xb)
+                loss = F.cross_entropy(logits.float(), yb)
+            loss.backward()
+
+            def closure(xb=xb, yb=yb):
+                with autocast():
+                    perturbed = F.cross_entropy(net(xb).float(), yb)
+                perturbed.backward()
+                return perturbed
+
+            opt.step(closure)
+            opt.zero_grad(set_to_none=True)
+            sched.step()
+            loss_sum += loss.item() * len(yb)
+            correct += (logits.argmax(1) == yb).sum().item()
+            seen += len(yb)
+            if on_step is not None:
+                on_step(loss.item())
+        state.wall_s += time.perf_counter() - t0
+        state.epoch = epoch + 1
+        test_loss, test_acc = evaluate(state.model, data.x_test, data.y_test, device)
+        st = opt.stats
+        rec = EpochRecord(
+            epoch=epoch + 1,
+            step=opt.t,
+            train_loss=loss_sum / max(seen, 1),
+            train_acc=correct / max(seen, 1),
+            test_loss=test_loss,
+            test_acc=test_acc,
+            sam_fraction=st["sam_fraction"],
+            grad_evals=st["grad_evals"],
+            lr=opt.param_groups[0]["lr"],
+            mu=st["mu"],
+            sigma=st["sigma"],
+            c_t=st["c_t"],
+            wall_s=state.wall_s,
+        )
+        state.history.append(rec)
+        if on_epoch is not None:
+            on_epoch(rec, state)
+    return state
+
+
+def quick_run(cfg: AESAMConfig, data: Dataset, seed: int, device: str = "cpu") -> dict[str, Any]:
+    """Train once in this process, no files: the numbers the benchmark tabulates."""
+    dev = torch.device(device)
+    cfg.validate()
+    state = build_training(cfg, data, dev, seed)
+    t0 = time.perf_counter()
+    train(cfg, data, state, device=dev, seed=seed)
+    wall = time.perf_counter() - t0
+    test_loss, test_acc = evaluate(state.model, data.x_test, data.y_test, dev)
+    st = state.optimizer.stats
+    return {
+        "test_acc": test_acc,
+        "test_loss": test_loss,
+        "sam_fraction": st["sam_fraction"],
+        "grad_evals": st["grad_evals"],
+        "steps": st["steps"],
+        "wall_s": wall,
+    }
