@@ -1,0 +1,139 @@
+"""`mltk aesam train|eval|predict|compare`: output contract, round trips, resume, exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from mltk.checkpoint import load_checkpoint
+from mltk.cli import run
+from mltk.errors import ExitCode
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _env(monkeypatch, tmp_path):
+    monkeypatch.setenv("MLTK_LOAD_PLUGINS", "aesam")
+    monkeypatch.setenv("MLTK_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("MLTK_DEBUG", raising=False)
+
+
+def mltk(capsys, *args: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = run(list(args))
+    out, err = capsys.readouterr()
+    return int(code), out, err
+
+
+TINY = ["--preset", "tiny", "--epochs", "2", "--device", "cpu", "--noise", "0.2"]
+
+
+def test_help_imports_no_torch():
+    code = (
+        "import sys; from mltk.cli import run; "
+        "rc = run(['aesam', '--help']); "
+        "heavy = [m for m in ('torch', 'pandas', 'sklearn') if m in sys.modules]; "
+        "print(heavy); sys.exit(rc or 0)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**__import__("os").environ, "MLTK_LOAD_PLUGINS": "aesam"})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
+    assert "train" in proc.stdout and "compare" in proc.stdout
+
+
+def test_train_eval_predict_round_trip(capsys, tmp_path):
+    code, out, _ = mltk(capsys, "aesam", "train", *TINY, "--out", str(tmp_path / "run"), "--json")
+    assert code == 0
+    result = json.loads(out)  # exactly one JSON object on stdout
+    assert result["schema_version"] == 1 and result["optimizer"] == "aesam"
+    assert result["grad_evals"] == result["steps"] + round(result["sam_fraction"] * result["steps"])
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(ln)["epoch"] for ln in lines] == [1, 2]
+    assert json.loads(lines[-1])["sam_fraction"] == result["sam_fraction"]
+
+    code, out, _ = mltk(capsys, "aesam", "eval", str(tmp_path / "run"), "--device", "cpu", "--json")
+    assert code == 0
+    ev = json.loads(out)
+    assert ev["test_acc"] == result["test_acc"]  # the saved weights reproduce the trained model
+    assert ev["runs"][0]["grad_evals"] == result["grad_evals"]
+
+    from sklearn.datasets import load_digits
+
+    images = (load_digits().images[:6] / 16).astype(np.float32)
+    np.savez(tmp_path / "new.npz", x=images)
+    code, out, _ = mltk(capsys, "aesam", "predict", str(tmp_path / "run"), "--input", str(tmp_path / "new.npz"),
+                        "--device", "cpu", "--json")
+    assert code == 0
+    preds = json.loads(out)["predictions"]
+    assert len(preds) == 6
+    for p in preds:
+        probs = [t["probability"] for t in p["top"]]
+        assert probs == sorted(probs, reverse=True) and p["label"] == p["top"][0]["label"]
+        assert 0.0 < sum(probs) <= 1.0 + 1e-6
+
+
+def test_resume_after_an_interruption_gives_the_uninterrupted_result(capsys, tmp_path, monkeypatch):
+    args = ["aesam", "train", "--preset", "tiny", "--epochs", "3", "--device", "cpu", "--optimizer", "aelooksam",
+            "--noise", "0.2", "--json"]
+    assert mltk(capsys, *args, "--out", str(tmp_path / "full"))[0] == 0
+
+    import mltk_plugins.aesam.commands as commands
+
+    real_train = commands.train
+
+    def interrupted(*a, on_epoch, **kw):
+        def stop_after_two(rec, st):
+            on_epoch(rec, st)
+            if rec.epoch == 2:
+                raise KeyboardInterrupt
+
+        return real_train(*a, on_epoch=stop_after_two, **kw)
+
+    monkeypatch.setattr(commands, "train", interrupted)
+    assert mltk(capsys, *args, "--out", str(tmp_path / "cut"))[0] == ExitCode.INTERRUPTED
+    monkeypatch.setattr(commands, "train", real_train)
+    code, out, _ = mltk(capsys, "aesam", "train", "--resume", str(tmp_path / "cut"), "--device", "cpu", "--json")
+    assert code == 0
+    full_t, full_meta = load_checkpoint(tmp_path / "full" / "checkpoint")
+    cut_t, cut_meta = load_checkpoint(tmp_path / "cut" / "checkpoint")
+    for key in full_t:
+        if key.startswith(("model.", "optimizer.")):
+            assert torch.equal(full_t[key], cut_t[key]), key
+    assert full_meta["optimizer"]["switch"] == cut_meta["optimizer"]["switch"]
+    lines = (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(ln)["epoch"] for ln in lines] == [1, 2, 3]
+
+
+def test_compare_tabulates_every_optimizer(capsys):
+    code, out, _ = mltk(capsys, "aesam", "compare", "--optimizers", "erm,sam,aesam", "--seeds", "1",
+                        "--preset", "tiny", "--epochs", "1", "--device", "cpu", "--json")
+    assert code == 0
+    rows = {r["optimizer"]: r for r in json.loads(out)["results"]}
+    assert rows["sam"]["grad_evals_vs_sam"] == 1.0 and rows["erm"]["grad_evals_vs_sam"] == 0.5
+    assert 0.5 < rows["aesam"]["grad_evals_vs_sam"] < 1.0
+
+
+@pytest.mark.parametrize(
+    "args, code, words",
+    [
+        (["train", "--optimizer", "adam"], ExitCode.USAGE, "--optimizer"),
+        (["train", "--noise", "1.2"], ExitCode.USAGE, "--noise"),
+        (["train", "--device", "cuda:7"], ExitCode.DEVICE, "cuda:7"),
+        (["train", "--data", "npz", "--data-path", "/no/such.npz"], ExitCode.DATA, "does not exist"),
+        (["eval", "/no/such/run"], ExitCode.DATA, "does not exist"),
+        (["compare", "--optimizers", "sgd"], ExitCode.USAGE, "--optimizers"),
+    ],
+)
+def test_bad_input_gives_one_sentence_and_a_distinct_exit_code(capsys, tmp_path, args, code, words):
+    got, out, err = mltk(capsys, "aesam", *args, "--json") if args[0] != "train" else mltk(
+        capsys, "aesam", *args, "--out", str(tmp_path / "r"), "--json"
+    )
+    assert got == code
+    assert out == "" and words in err and "Traceback" not in err

@@ -1,0 +1,120 @@
+"""Data sources of the aesam plugin: label noise, digits split, CIFAR binary parsing, NPZ, folders."""
+
+from __future__ import annotations
+
+import io
+import pickle
+import tarfile
+
+import numpy as np
+import pytest
+
+from mltk.errors import DataError, UsageError
+from mltk_plugins.aesam.data import load_data, load_inputs, parse_cifar_records, symmetric_label_noise
+
+
+def test_symmetric_noise_flips_exactly_the_asked_share_to_other_classes():
+    labels = np.repeat(np.arange(10), 100)
+    noisy = symmetric_label_noise(labels, 0.4, 10, seed=3)
+    flipped = noisy != labels
+    assert flipped.sum() == 400
+    # every class receives a share of the flips, none stays its own
+    counts = np.bincount(noisy[flipped], minlength=10)
+    assert counts.min() > 20
+    assert np.array_equal(noisy, symmetric_label_noise(labels, 0.4, 10, seed=3))
+    assert not np.array_equal(noisy, symmetric_label_noise(labels, 0.4, 10, seed=4))
+
+
+def test_digits_split_is_stratified_and_the_test_labels_stay_clean():
+    clean = load_data("digits", noise=0.0, seed=0)
+    noisy = load_data("digits", noise=0.2, seed=1)
+    assert clean.x_train.shape[1:] == (1, 8, 8) and len(clean.y_train) + len(clean.y_test) == 1797
+    assert np.array_equal(clean.y_test, noisy.y_test)  # same test split for every seed
+    assert np.array_equal(clean.y_train, noisy.y_train_clean)
+    assert noisy.noisy_fraction == pytest.approx(0.2, abs=0.001)
+    assert np.allclose(clean.x_train.mean(axis=(0, 2, 3)), 0.0, atol=1e-5)
+    assert np.bincount(clean.y_test).min() >= 40
+
+
+def _cifar_bytes(n: int, label_bytes: int, rng) -> tuple[bytes, np.ndarray, np.ndarray]:
+    labels = rng.integers(0, 10, size=(n, label_bytes)).astype(np.uint8)
+    images = rng.integers(0, 256, size=(n, 3, 32, 32)).astype(np.uint8)
+    blob = b"".join(labels[i].tobytes() + images[i].tobytes() for i in range(n))
+    return blob, labels, images
+
+
+def test_cifar_records_parse_label_then_rgb_planes():
+    rng = np.random.default_rng(0)
+    blob, labels, images = _cifar_bytes(4, 2, rng)
+    x, y = parse_cifar_records(blob, label_bytes=2, label_index=1)  # CIFAR-100: fine label second
+    assert np.array_equal(y, labels[:, 1]) and np.array_equal(x, images)
+    with pytest.raises(DataError, match="whole number"):
+        parse_cifar_records(blob[:-1], 1, 0)
+
+
+def test_cifar10_binary_archive_loads_and_the_python_version_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLTK_CACHE_DIR", str(tmp_path / "cache"))
+    rng = np.random.default_rng(1)
+    archive = tmp_path / "cifar-10-binary.tar.gz"
+    expected = []
+    with tarfile.open(archive, "w:gz") as tar:
+        for name in [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]:
+            blob, labels, images = _cifar_bytes(3, 1, rng)
+            expected.append((labels, images))
+            info = tarfile.TarInfo(f"cifar-10-batches-bin/{name}")
+            info.size = len(blob)
+            tar.addfile(info, io.BytesIO(blob))
+    data = load_data("cifar10", archive)
+    assert data.x_train.shape == (15, 3, 32, 32) and data.x_test.shape == (3, 3, 32, 32)
+    raw_test = data.x_test * data.std[None, :, None, None] + data.mean[None, :, None, None]
+    assert np.allclose(raw_test * 255.0, expected[-1][1], atol=1e-3)
+    assert np.array_equal(data.y_test, expected[-1][0][:, 0])
+
+    pickled = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(pickled, "w:gz") as tar:
+        blob = pickle.dumps({"data": [1]})
+        info = tarfile.TarInfo("cifar-10-batches-py/data_batch_1")
+        info.size = len(blob)
+        tar.addfile(info, io.BytesIO(blob))
+    with pytest.raises(DataError, match="never unpickles"):
+        load_data("cifar10", pickled)
+
+
+def test_npz_is_read_without_pickle_and_checked(tmp_path):
+    rng = np.random.default_rng(0)
+    good = tmp_path / "good.npz"
+    np.savez(good, x=rng.integers(0, 256, (40, 5, 5), dtype=np.uint8), y=np.arange(40) % 4)
+    data = load_data("npz", good, test_fraction=0.2)  # 2 of 10 per class
+    assert data.x_train.shape == (32, 1, 5, 5) and len(data.classes) == 4
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, x=np.array([{"a": 1}] * 4, dtype=object), y=np.arange(4))
+    with pytest.raises(DataError, match="pickled"):
+        load_data("npz", bad)
+    wrong = tmp_path / "wrong.npz"
+    np.savez(wrong, images=np.zeros((4, 2, 2)))
+    with pytest.raises(DataError, match="x_train"):
+        load_data("npz", wrong)
+
+
+def test_image_folder_loads_classes_and_predict_inputs(tmp_path):
+    from PIL import Image
+
+    for ci, name in enumerate(["cat", "dog"]):
+        (tmp_path / "imgs" / name).mkdir(parents=True)
+        for i in range(4):
+            Image.new("RGB", (6, 6), color=(60 * ci + i, 0, 0)).save(tmp_path / "imgs" / name / f"{i}.png")
+    data = load_data("folder", tmp_path / "imgs", test_fraction=0.25)
+    assert data.classes == ["cat", "dog"] and data.x_train.shape[1:] == (3, 6, 6)
+    x, names = load_inputs(tmp_path / "imgs" / "dog", (3, 6, 6))
+    assert x.shape == (4, 3, 6, 6) and abs(x[0, 0, 0, 0] - 60 / 255) < 1e-6 and len(names) == 4
+
+
+def test_bad_sources_and_paths_are_clear_errors(tmp_path):
+    with pytest.raises(UsageError, match="--data"):
+        load_data("mnist")
+    with pytest.raises(UsageError, match="--data-path"):
+        load_data("npz")
+    with pytest.raises(DataError, match="does not exist"):
+        load_data("npz", tmp_path / "missing.npz")
+    with pytest.raises(UsageError, match="--noise"):
+        load_data("digits", noise=1.5)
