@@ -1,0 +1,40 @@
+"""The README's third-party plugin example works as printed, and its Quick start names real targets."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from tests.conftest import make_dist
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+
+
+def _section(title: str) -> str:
+    return README.split(f"## {title}", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_plugin_example_in_the_readme_works(cli, site):
+    section = _section("Writing a plugin")
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    assert len(code.strip().splitlines()) <= 25
+    toml = re.search(r"```toml\n(.*?)```", section, re.S).group(1)
+    name, module = re.search(r'^(\w+) = "(\w+)"$', toml, re.M).groups()
+    (site / f"{module}.py").write_text(code)
+    make_dist(site, "hello-plugin", {name: module})
+    env = {"MLTK_LOAD_PLUGINS": name}
+    r = cli("hello", "greet", "ada", "--json", env=env)
+    assert r.code == 0, r.stderr
+    assert r.stdout.strip() == '{"schema_version": 1, "greeting": "hello ada"}'
+    assert r.stdout.strip() in section  # the README shows the real output
+    assert cli("hello", "greet", "ada", "--times", "0", env=env).code == 2
+
+
+def test_quick_start_is_two_make_targets_that_exist():
+    quick = _section("Quick start")
+    commands = re.search(r"```sh\n(.*?)```", quick, re.S).group(1).strip().splitlines()
+    assert [c.split("#")[0].strip() for c in commands] == ["make demo", "make test"]
+    makefile = (Path(__file__).resolve().parent.parent / "Makefile").read_text()
+    assert re.search(r"^demo:", makefile, re.M) and re.search(r"^test:", makefile, re.M)
+    ci = (Path(__file__).resolve().parent.parent / ".ci" / "run").read_text()
+    assert "make test" in ci
