@@ -136,11 +136,12 @@ class EpochRecord:
     lr: float
     mu: float
     sigma: float
-    c_t: float
+    c_t: float | None
     wall_s: float
 
     def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        # JSON has no NaN: c_t of policies without a threshold is written as null.
+        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in self.__dict__.items()}
 
 
 @dataclass

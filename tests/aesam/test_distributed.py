@@ -34,36 +34,31 @@ def _train(model, opt, batches):
     return decisions
 
 
-def _worker(rank: int, world: int, init_file: str, out_dir: str, use_ddp: bool) -> None:
+def _worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
-    model, x, y = _problem()
     half = slice(rank * 8, (rank + 1) * 8)
-    net = nn.parallel.DistributedDataParallel(model) if use_ddp else model
-    opt = AESAM(model.parameters(), torch.optim.SGD, total_steps=STEPS, lr=0.1, momentum=0.9,
-                sync_grads=not use_ddp)
-    decisions = _train(net, opt, [(x[t, half], y[t, half]) for t in range(STEPS)])
-    torch.save({"params": [p.detach() for p in model.parameters()], "decisions": decisions},
-               os.path.join(out_dir, f"rank{rank}.pt"))
+    # DDP averages the gradients itself; an unwrapped model needs sync_grads=True.
+    for use_ddp in (True, False):
+        model, x, y = _problem()
+        net = nn.parallel.DistributedDataParallel(model) if use_ddp else model
+        opt = AESAM(model.parameters(), torch.optim.SGD, total_steps=STEPS, lr=0.1, momentum=0.9,
+                    sync_grads=not use_ddp)
+        decisions = _train(net, opt, [(x[t, half], y[t, half]) for t in range(STEPS)])
+        torch.save({"params": [p.detach() for p in model.parameters()], "decisions": decisions},
+                   os.path.join(out_dir, f"rank{rank}-ddp{int(use_ddp)}.pt"))
     dist.destroy_process_group()
 
 
-def _check(tmp_path, use_ddp: bool) -> None:
-    mp.spawn(_worker, args=(2, str(tmp_path / "init"), str(tmp_path), use_ddp), nprocs=2, join=True)
+def test_two_ranks_with_half_batches_match_one_process_with_whole_batches(tmp_path):
+    mp.spawn(_worker, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True)
     model, x, y = _problem()
     opt = AESAM(model.parameters(), torch.optim.SGD, total_steps=STEPS, lr=0.1, momentum=0.9)
     decisions = _train(model, opt, [(x[t], y[t]) for t in range(STEPS)])
-    for rank in range(2):
-        got = torch.load(tmp_path / f"rank{rank}.pt")  # written by this test, not user input
-        assert got["decisions"] == decisions
-        for a, b in zip(got["params"], model.parameters()):
-            torch.testing.assert_close(a, b.detach(), rtol=1e-4, atol=1e-5)
     assert 0 < sum(decisions) < STEPS
-
-
-def test_ddp_ranks_take_the_same_branch_as_a_single_process(tmp_path):
-    _check(tmp_path, use_ddp=True)
-
-
-def test_sync_grads_averages_gradients_of_an_unwrapped_model(tmp_path):
-    _check(tmp_path, use_ddp=False)
+    for rank in range(2):
+        for use_ddp in (1, 0):
+            got = torch.load(tmp_path / f"rank{rank}-ddp{use_ddp}.pt")  # written by this test
+            assert got["decisions"] == decisions, (rank, use_ddp)
+            for a, b in zip(got["params"], model.parameters()):
+                torch.testing.assert_close(a, b.detach(), rtol=1e-4, atol=1e-5)
