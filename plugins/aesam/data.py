@@ -91,12 +91,26 @@ def _split(x: np.ndarray, y: np.ndarray, test_fraction: float, seed: int):
 
 # ---------------------------------------------------------------------------- sources
 def _digits_raw() -> tuple[np.ndarray, np.ndarray, list[str]]:
-    from mltk.errors import require
+    """The 1,797 digits scikit-learn ships, read from its data file (importing sklearn itself
+    costs a second per command); ``sklearn.datasets.load_digits`` when the file is not found."""
+    import importlib.util
 
-    datasets = require("sklearn.datasets", extra="aesam")
-    bunch = datasets.load_digits()
-    x = (bunch.images.astype(np.float32) / 16.0)[:, None]  # (1797, 1, 8, 8) in [0, 1]
-    return x, bunch.target.astype(np.int64), [str(c) for c in range(10)]
+    spec = importlib.util.find_spec("sklearn")
+    csv = (
+        Path(spec.origin).parent / "datasets" / "data" / "digits.csv.gz"
+        if spec and spec.origin
+        else None
+    )
+    if csv is not None and csv.is_file():
+        table = np.loadtxt(csv, delimiter=",")  # 64 pixel columns (0-16), then the label
+        images, target = table[:, :-1].reshape(-1, 8, 8), table[:, -1]
+    else:
+        from mltk.errors import require
+
+        bunch = require("sklearn.datasets", extra="aesam").load_digits()
+        images, target = bunch.images, bunch.target
+    x = (images.astype(np.float32) / 16.0)[:, None]  # (1797, 1, 8, 8) in [0, 1]
+    return x, target.astype(np.int64), [str(c) for c in range(10)]
 
 
 def _npz_raw(path: Path):

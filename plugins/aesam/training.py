@@ -141,7 +141,10 @@ class EpochRecord:
 
     def as_dict(self) -> dict[str, Any]:
         # JSON has no NaN: c_t of policies without a threshold is written as null.
-        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in self.__dict__.items()}
+        return {
+            k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+            for k, v in self.__dict__.items()
+        }
 
 
 @dataclass

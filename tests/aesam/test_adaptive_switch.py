@@ -6,21 +6,21 @@ import math
 
 import pytest
 import torch
-from torch import nn
-from torch.nn import functional as F
-
-from mltk.checkpoint import load_training_state, save_training_state
 from mltk_plugins.aesam.adaptive_switch import (
-    AELookSAM,
     AESAM,
     ERM,
     SAM,
-    LookSAM,
     SSSAM,
+    AELookSAM,
+    LookSAM,
     frozen_bn_stats,
     make_optimizer,
     threshold_schedule,
 )
+from torch import nn
+from torch.nn import functional as F
+
+from mltk.checkpoint import load_training_state, save_training_state
 
 torch.set_num_threads(1)
 STEPS = 25
@@ -31,7 +31,9 @@ def make_problem(seed: int = 0, bn: bool = False):
     x = torch.randn(128, 6, generator=g)
     y = (x[:, 0] + 0.5 * x[:, 1] > 0).long()
     torch.manual_seed(seed)
-    layers = [nn.Linear(6, 16)] + ([nn.BatchNorm1d(16)] if bn else []) + [nn.Tanh(), nn.Linear(16, 2)]
+    layers = (
+        [nn.Linear(6, 16)] + ([nn.BatchNorm1d(16)] if bn else []) + [nn.Tanh(), nn.Linear(16, 2)]
+    )
     return nn.Sequential(*layers), x, y
 
 
@@ -97,7 +99,9 @@ def test_sam_matches_a_hand_written_sam_step_for_step():
 def test_lambda_minus_huge_reproduces_sam_step_for_step():
     sam_model, sam_opt, sam_calls = run(lambda m: SAM(m.parameters(), torch.optim.SGD, **SGD_KW))
     ae_model, ae_opt, ae_calls = run(
-        lambda m: AESAM(m.parameters(), torch.optim.SGD, total_steps=STEPS, lambda1=-1e9, lambda2=-1e9, **SGD_KW)
+        lambda m: AESAM(
+            m.parameters(), torch.optim.SGD, total_steps=STEPS, lambda1=-1e9, lambda2=-1e9, **SGD_KW
+        )
     )
     assert ae_opt.stats["sam_fraction"] == 1.0 and ae_calls == sam_calls == STEPS
     for a, b in zip(params(sam_model), params(ae_model)):
@@ -106,7 +110,9 @@ def test_lambda_minus_huge_reproduces_sam_step_for_step():
 
 def test_lambda_plus_huge_reproduces_the_base_optimizer():
     ae_model, ae_opt, calls = run(
-        lambda m: AESAM(m.parameters(), torch.optim.SGD, total_steps=STEPS, lambda1=1e9, lambda2=1e9, **SGD_KW)
+        lambda m: AESAM(
+            m.parameters(), torch.optim.SGD, total_steps=STEPS, lambda1=1e9, lambda2=1e9, **SGD_KW
+        )
     )
     assert calls == 0 and ae_opt.stats["sam_fraction"] == 0.0
     assert ae_opt.grad_evals == STEPS
@@ -134,7 +140,7 @@ def test_ema_statistics_and_threshold_follow_the_paper_recurrence():
     opt = AESAM([w], torch.optim.SGD, total_steps=T, lambda1=1e9, lambda2=1e9, lr=0.0, delta=d)
     norms = [3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0]
     mu = var = 0.0
-    for t, n in enumerate(norms):
+    for n in norms:
         w.grad = torch.tensor([n, 0.0, 0.0])
         s = n * n
         mu = d * mu + (1 - d) * s
@@ -169,7 +175,12 @@ def test_closure_is_called_exactly_on_the_steps_the_rule_picks():
         c = (t / T) * -1.0 + (1 - t / T) * 1.0
         expected = s >= mu + c * math.sqrt(var)
         called = []
-        opt.step(lambda xb=xb, yb=yb: (called.append(1), F.cross_entropy(model(xb), yb).backward()))
+        opt.step(
+            lambda xb=xb, yb=yb, called=called: (
+                called.append(1),
+                F.cross_entropy(model(xb), yb).backward(),
+            )
+        )
         opt.zero_grad()
         assert bool(called) == expected == opt.last_was_sam, f"step {t}"
     assert 0 < opt.sam_steps < T
@@ -190,7 +201,9 @@ def test_sam_step_without_closure_raises_and_restores_weights():
 @pytest.mark.parametrize("name", ["aesam", "aelooksam", "sssam", "looksam"])
 def test_state_dict_round_trip_through_a_checkpoint_resumes_identically(name, tmp_path):
     def build(model):
-        return make_optimizer(name, model.parameters(), torch.optim.SGD, total_steps=40, k=3, p=0.4, seed=7, **SGD_KW)
+        return make_optimizer(
+            name, model.parameters(), torch.optim.SGD, total_steps=40, k=3, p=0.4, seed=7, **SGD_KW
+        )
 
     model, x, y = make_problem(0)
     opt = build(model)
@@ -233,9 +246,10 @@ def test_frozen_bn_stats_keeps_running_statistics_of_the_unperturbed_pass():
     assert torch.equal(bn.running_mean, mean_after_first)
     assert int(bn.num_batches_tracked) == 1
     assert bn.track_running_stats  # restored
+    with frozen_bn_stats(model):  # the context manager for hand-written loops
+        model(x)
+    assert torch.equal(bn.running_mean, mean_after_first)
     # Without the bypass the perturbed pass moves them.
-    with frozen_bn_stats(model):
-        pass
     opt_plain = SAM(model.parameters(), torch.optim.SGD, lr=0.1)
     F.cross_entropy(model(x), y).backward()
     before = bn.running_mean.clone()
@@ -287,10 +301,14 @@ def test_looksam_reuses_the_orthogonal_component_of_the_sam_gradient():
 
 
 def test_sssam_fraction_follows_p_and_aelooksam_switches():
-    _, opt, calls = run(lambda m: SSSAM(m.parameters(), torch.optim.SGD, p=0.3, seed=0, lr=0.05), n=400)
+    _, opt, calls = run(
+        lambda m: SSSAM(m.parameters(), torch.optim.SGD, p=0.3, seed=0, lr=0.05), n=400
+    )
     assert calls == opt.sam_steps
     assert abs(opt.stats["sam_fraction"] - 0.3) < 0.06
-    _, opt, calls = run(lambda m: AELookSAM(m.parameters(), torch.optim.SGD, total_steps=60, lr=0.05), n=60)
+    _, opt, calls = run(
+        lambda m: AELookSAM(m.parameters(), torch.optim.SGD, total_steps=60, lr=0.05), n=60
+    )
     assert 0 < calls == opt.sam_steps < 60
 
 
@@ -307,6 +325,8 @@ def test_bad_arguments_are_rejected_with_the_parameter_named():
 
 
 def test_works_with_adamw_as_the_base():
-    model, opt, calls = run(lambda m: AESAM(m.parameters(), torch.optim.AdamW, total_steps=STEPS, lr=1e-2))
+    model, opt, calls = run(
+        lambda m: AESAM(m.parameters(), torch.optim.AdamW, total_steps=STEPS, lr=1e-2)
+    )
     assert calls == opt.sam_steps > 0
     assert all(torch.isfinite(p).all() for p in model.parameters())

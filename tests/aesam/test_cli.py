@@ -41,8 +41,13 @@ def test_help_imports_no_torch():
         "heavy = [m for m in ('torch', 'pandas', 'sklearn') if m in sys.modules]; "
         "print(heavy); sys.exit(rc or 0)"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                          env={**__import__("os").environ, "MLTK_LOAD_PLUGINS": "aesam"})
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**__import__("os").environ, "MLTK_LOAD_PLUGINS": "aesam"},
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "[]"
     assert "train" in proc.stdout and "compare" in proc.stdout
@@ -68,8 +73,17 @@ def test_train_eval_predict_round_trip(capsys, tmp_path):
 
     images = (load_digits().images[:6] / 16).astype(np.float32)
     np.savez(tmp_path / "new.npz", x=images)
-    code, out, _ = mltk(capsys, "aesam", "predict", str(tmp_path / "run"), "--input", str(tmp_path / "new.npz"),
-                        "--device", "cpu", "--json")
+    code, out, _ = mltk(
+        capsys,
+        "aesam",
+        "predict",
+        str(tmp_path / "run"),
+        "--input",
+        str(tmp_path / "new.npz"),
+        "--device",
+        "cpu",
+        "--json",
+    )
     assert code == 0
     preds = json.loads(out)["predictions"]
     assert len(preds) == 6
@@ -80,8 +94,21 @@ def test_train_eval_predict_round_trip(capsys, tmp_path):
 
 
 def test_resume_after_an_interruption_gives_the_uninterrupted_result(capsys, tmp_path, monkeypatch):
-    args = ["aesam", "train", "--preset", "tiny", "--epochs", "3", "--device", "cpu", "--optimizer", "aelooksam",
-            "--noise", "0.2", "--json"]
+    args = [
+        "aesam",
+        "train",
+        "--preset",
+        "tiny",
+        "--epochs",
+        "3",
+        "--device",
+        "cpu",
+        "--optimizer",
+        "aelooksam",
+        "--noise",
+        "0.2",
+        "--json",
+    ]
     assert mltk(capsys, *args, "--out", str(tmp_path / "full"))[0] == 0
 
     import mltk_plugins.aesam.commands as commands
@@ -99,7 +126,9 @@ def test_resume_after_an_interruption_gives_the_uninterrupted_result(capsys, tmp
     monkeypatch.setattr(commands, "train", interrupted)
     assert mltk(capsys, *args, "--out", str(tmp_path / "cut"))[0] == ExitCode.INTERRUPTED
     monkeypatch.setattr(commands, "train", real_train)
-    code, out, _ = mltk(capsys, "aesam", "train", "--resume", str(tmp_path / "cut"), "--device", "cpu", "--json")
+    code, out, _ = mltk(
+        capsys, "aesam", "train", "--resume", str(tmp_path / "cut"), "--device", "cpu", "--json"
+    )
     assert code == 0
     full_t, full_meta = load_checkpoint(tmp_path / "full" / "checkpoint")
     cut_t, cut_meta = load_checkpoint(tmp_path / "cut" / "checkpoint")
@@ -112,8 +141,22 @@ def test_resume_after_an_interruption_gives_the_uninterrupted_result(capsys, tmp
 
 
 def test_compare_tabulates_every_optimizer(capsys):
-    code, out, _ = mltk(capsys, "aesam", "compare", "--optimizers", "erm,sam,aesam", "--seeds", "1",
-                        "--preset", "tiny", "--epochs", "1", "--device", "cpu", "--json")
+    code, out, _ = mltk(
+        capsys,
+        "aesam",
+        "compare",
+        "--optimizers",
+        "erm,sam,aesam",
+        "--seeds",
+        "1",
+        "--preset",
+        "tiny",
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--json",
+    )
     assert code == 0
     rows = {r["optimizer"]: r for r in json.loads(out)["results"]}
     assert rows["sam"]["grad_evals_vs_sam"] == 1.0 and rows["erm"]["grad_evals_vs_sam"] == 0.5
@@ -126,14 +169,20 @@ def test_compare_tabulates_every_optimizer(capsys):
         (["train", "--optimizer", "adam"], ExitCode.USAGE, "--optimizer"),
         (["train", "--noise", "1.2"], ExitCode.USAGE, "--noise"),
         (["train", "--device", "cuda:7"], ExitCode.DEVICE, "cuda:7"),
-        (["train", "--data", "npz", "--data-path", "/no/such.npz"], ExitCode.DATA, "does not exist"),
+        (
+            ["train", "--data", "npz", "--data-path", "/no/such.npz"],
+            ExitCode.DATA,
+            "does not exist",
+        ),
         (["eval", "/no/such/run"], ExitCode.DATA, "does not exist"),
         (["compare", "--optimizers", "sgd"], ExitCode.USAGE, "--optimizers"),
     ],
 )
 def test_bad_input_gives_one_sentence_and_a_distinct_exit_code(capsys, tmp_path, args, code, words):
-    got, out, err = mltk(capsys, "aesam", *args, "--json") if args[0] != "train" else mltk(
-        capsys, "aesam", *args, "--out", str(tmp_path / "r"), "--json"
+    got, out, err = (
+        mltk(capsys, "aesam", *args, "--json")
+        if args[0] != "train"
+        else mltk(capsys, "aesam", *args, "--out", str(tmp_path / "r"), "--json")
     )
     assert got == code
     assert out == "" and words in err and "Traceback" not in err

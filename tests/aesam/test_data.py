@@ -8,9 +8,14 @@ import tarfile
 
 import numpy as np
 import pytest
+from mltk_plugins.aesam.data import (
+    load_data,
+    load_inputs,
+    parse_cifar_records,
+    symmetric_label_noise,
+)
 
 from mltk.errors import DataError, UsageError
-from mltk_plugins.aesam.data import load_data, load_inputs, parse_cifar_records, symmetric_label_noise
 
 
 def test_symmetric_noise_flips_exactly_the_asked_share_to_other_classes():
@@ -102,7 +107,9 @@ def test_image_folder_loads_classes_and_predict_inputs(tmp_path):
     for ci, name in enumerate(["cat", "dog"]):
         (tmp_path / "imgs" / name).mkdir(parents=True)
         for i in range(4):
-            Image.new("RGB", (6, 6), color=(60 * ci + i, 0, 0)).save(tmp_path / "imgs" / name / f"{i}.png")
+            Image.new("RGB", (6, 6), color=(60 * ci + i, 0, 0)).save(
+                tmp_path / "imgs" / name / f"{i}.png"
+            )
     data = load_data("folder", tmp_path / "imgs", test_fraction=0.25)
     assert data.classes == ["cat", "dog"] and data.x_train.shape[1:] == (3, 6, 6)
     x, names = load_inputs(tmp_path / "imgs" / "dog", (3, 6, 6))

@@ -7,10 +7,9 @@ import os
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from mltk_plugins.aesam.adaptive_switch import AESAM
 from torch import nn
 from torch.nn import functional as F
-
-from mltk_plugins.aesam.adaptive_switch import AESAM
 
 STEPS = 20
 
@@ -42,11 +41,19 @@ def _worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
     for use_ddp in (True, False):
         model, x, y = _problem()
         net = nn.parallel.DistributedDataParallel(model) if use_ddp else model
-        opt = AESAM(model.parameters(), torch.optim.SGD, total_steps=STEPS, lr=0.1, momentum=0.9,
-                    sync_grads=not use_ddp)
+        opt = AESAM(
+            model.parameters(),
+            torch.optim.SGD,
+            total_steps=STEPS,
+            lr=0.1,
+            momentum=0.9,
+            sync_grads=not use_ddp,
+        )
         decisions = _train(net, opt, [(x[t, half], y[t, half]) for t in range(STEPS)])
-        torch.save({"params": [p.detach() for p in model.parameters()], "decisions": decisions},
-                   os.path.join(out_dir, f"rank{rank}-ddp{int(use_ddp)}.pt"))
+        torch.save(
+            {"params": [p.detach() for p in model.parameters()], "decisions": decisions},
+            os.path.join(out_dir, f"rank{rank}-ddp{int(use_ddp)}.pt"),
+        )
     dist.destroy_process_group()
 
 
