@@ -1,0 +1,270 @@
+"""The bodies of `mltk pixart train|eval|generate` (heavy imports live here, not in plugin.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from mltk.errors import DataError, UsageError
+
+from .config import CAPTION_MODES, PREDICTIONS, PRESETS, SAMPLERS, STAGES, PixArtConfig
+
+SHIPPED = Path(__file__).parent / "weights" / "tiny"
+
+
+def _check_cfg(cfg: PixArtConfig) -> None:
+    for name, value, allowed in (
+        ("--stage", cfg.stage, STAGES),
+        ("--caption-mode", cfg.caption_mode, CAPTION_MODES),
+        ("--prediction", cfg.prediction, PREDICTIONS),
+        ("sampler", cfg.sampler, SAMPLERS),
+    ):
+        if value not in allowed:
+            raise UsageError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+    for name, value in (
+        ("--steps", cfg.steps),
+        ("--batch-size", cfg.batch_size),
+        ("--log-every", cfg.log_every),
+        ("--save-every", cfg.save_every),
+        ("--dataset-size", cfg.dataset_size),
+    ):
+        if value < 1:
+            raise UsageError(f"{name} {value} must be at least 1")
+    if not 0 <= cfg.caption_dropout < 1:
+        raise UsageError(f"--caption-dropout {cfg.caption_dropout} must be in [0, 1)")
+    if cfg.lr <= 0:
+        raise UsageError(f"--lr {cfg.lr} must be positive")
+
+
+def resolve_config(preset: str, config_file: Path | None, overrides: dict) -> PixArtConfig:
+    from mltk.config import build_config
+
+    if preset not in PRESETS:
+        raise UsageError(f"--preset must be one of {', '.join(PRESETS)}; got {preset!r}")
+    cfg = build_config(PixArtConfig, preset=PRESETS[preset], file=config_file, overrides=overrides)
+    _check_cfg(cfg)
+    from .model import check_resolution, vae_factor
+
+    check_resolution(cfg.image_size, cfg.image_size, cfg.patch_size, vae_factor(cfg))
+    return cfg
+
+
+def run_train(rt, *, preset, config_file, overrides, init, data, out, resume) -> dict:
+    from mltk.config import config_from_dict
+    from mltk.runs import RunDir
+
+    from .data import folder_dataset, world_dataset
+    from .training import run_training
+
+    if resume is not None:
+        run = RunDir.create("pixart", resume=resume)
+        saved = run.read_config()
+        cfg = config_from_dict(PixArtConfig, saved["config"], source=f"{resume}/config.json")
+        for k, v in overrides.items():  # only the step budget may change on resume
+            if v is not None and k == "steps":
+                cfg.steps = v
+        init = Path(saved["init"]) if saved.get("init") else None
+        if data is None and str(saved.get("data", "")).startswith("folder:"):
+            data = Path(saved["data"][len("folder:") :])
+    else:
+        cfg = resolve_config(preset, config_file, overrides)
+        run = RunDir.create("pixart", out=out)
+    if init is not None and not Path(init).is_dir():
+        raise DataError(f"--init {init} does not exist")
+    if data is None:
+        dataset = world_dataset(cfg.dataset_size, cfg.world_seed)
+    else:
+        dataset = folder_dataset(Path(data), cfg.image_size, warn=rt.out.warn)
+    text_components = None
+    if data is not None or cfg.autoencoder == "sd":
+        text_components = _text_components_for(cfg, init)
+    summary = run_training(cfg, dataset, run=run, rt=rt, init=init, resume=resume is not None,
+                           text_components=text_components)  # fmt: skip
+    from mltk.output import Table
+
+    rows = [[k, v] for k, v in summary.items() if not isinstance(v, dict)]
+    rows += [[f"cache.{k}", v] for k, v in summary["cache"].items()]
+    rt.out.result(summary, table=Table(f"pixart train ({cfg.stage})", ["", "value"], rows))
+    return summary
+
+
+def _text_components_for(cfg: PixArtConfig, init: Path | None):
+    """Tokenizer and encoder for a user's folder: the init run's, else the world's (tiny presets)."""
+    from .training import world_text_components
+
+    if init is not None and (Path(init) / "pipeline").is_dir():
+        from .pipeline_io import load_pipeline
+
+        b = load_pipeline(Path(init) / "pipeline")
+        return b.tokenizer, b.text_encoder
+    if cfg.text_dim > 512:
+        raise UsageError(
+            "training the paper preset needs a T5 encoder: pass --init with a run whose pipeline/ holds one"
+        )
+    return world_text_components(cfg)
+
+
+def resolve_checkpoint(path: Path | None) -> Path:
+    """A run folder -> its pipeline/; a diffusers folder -> itself; nothing -> the shipped tiny model."""
+    if path is None:
+        if not (SHIPPED / "model_index.json").is_file():
+            raise DataError(
+                "no checkpoint given and no shipped tiny model found; run `mltk pixart train --preset tiny` "
+                "and pass its run folder"
+            )
+        return SHIPPED
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"checkpoint folder {path} does not exist")
+    if (path / "config.json").is_file() and not (path / "model_index.json").is_file():
+        if (path / "pipeline").is_dir():
+            return path / "pipeline"
+        raise DataError(
+            f"run folder {path} has no pipeline/ (a stage-1 pixel run is class-conditional; "
+            f"train --stage align --init {path} to get a text-to-image model)"
+        )
+    return path
+
+
+def _load(rt, checkpoint):
+    from .pipeline_io import load_pipeline
+    from .training import quiet_libraries
+
+    quiet_libraries()
+    folder = resolve_checkpoint(checkpoint)
+    return load_pipeline(folder, device=rt.device, dtype=rt.dtype), folder
+
+
+def read_prompts(prompts: list[str], prompts_file: Path | None) -> list[str]:
+    out = [p for p in prompts]
+    if prompts_file is not None:
+        if not Path(prompts_file).is_file():
+            raise DataError(f"--prompts-file {prompts_file} does not exist")
+        lines = [ln.strip() for ln in Path(prompts_file).read_text(errors="replace").splitlines()]
+        lines = [ln for ln in lines if ln]
+        if not lines:
+            raise DataError(f"--prompts-file {prompts_file} holds no prompts (it is empty)")
+        out += lines
+    if not out:
+        raise UsageError(
+            'no prompt given: pass a prompt, e.g. `mltk pixart generate "a red circle"`, or --prompts-file'
+        )
+    if any(not p.strip() for p in out):
+        raise UsageError("a prompt is empty; give text for every prompt")
+    return out
+
+
+def run_generate(
+    rt,
+    prompts,
+    *,
+    prompts_file,
+    checkpoint,
+    negative_prompt,
+    num_images,
+    steps,
+    guidance,
+    sampler,
+    height,
+    width,
+    batch_size,
+    out,
+) -> dict:
+    from PIL import Image
+
+    from mltk.output import Table
+
+    from .sampling import generate
+
+    texts = read_prompts(prompts, prompts_file)
+    if num_images < 1:
+        raise UsageError(f"--num-images {num_images} must be at least 1")
+    if batch_size < 1:
+        raise UsageError(f"--batch-size {batch_size} must be at least 1")
+    if sampler not in SAMPLERS:
+        raise UsageError(f"--sampler must be one of {', '.join(SAMPLERS)}; got {sampler!r}")
+    bundle, folder = _load(rt, checkpoint)
+    all_prompts = [p for p in texts for _ in range(num_images)]
+    seeds = [rt.seed + j for _ in texts for j in range(num_images)]
+    import time
+
+    t0 = time.time()
+    with rt.out.progress(len(all_prompts), "generating") as bar:
+        images = generate(bundle, all_prompts, seeds=seeds, negative_prompt=negative_prompt, height=height,
+                          width=width, steps=steps, guidance=guidance, sampler=sampler, batch_size=batch_size,
+                          device=rt.device, free_encoder=True, on_batch=bar.advance)  # fmt: skip
+    seconds = time.time() - t0
+    out_dir = Path(out) if out is not None else Path("pixart-samples")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--out {out_dir} cannot be created ({exc.strerror})") from exc
+    files = []
+    for i, (img, p, s) in enumerate(zip(images, all_prompts, seeds)):
+        f = out_dir / f"{i:03d}-seed{s}.png"
+        Image.fromarray(img).save(f)
+        files.append({"file": str(f), "prompt": p, "seed": s})
+    grid = out_dir / "grid.png"
+    _grid(images, num_images).save(grid)
+    result = {
+        "checkpoint": str(folder),
+        "images": files,
+        "grid": str(grid),
+        "seconds": round(seconds, 3),
+        "images_per_second": round(len(images) / max(seconds, 1e-9), 3),
+        "sampler": sampler,
+        "steps": steps,
+        "guidance": guidance,
+    }
+    table = Table(
+        "pixart generate",
+        ["file", "seed", "prompt"],
+        [[f["file"], f["seed"], f["prompt"]] for f in files],
+    )
+    rt.out.result(result, table=table)
+    return result
+
+
+def _grid(images: np.ndarray, per_row: int):
+    from PIL import Image
+
+    n, h, w, _ = images.shape
+    cols = max(1, min(per_row if per_row > 1 else 8, n))
+    rows = (n + cols - 1) // cols
+    canvas = np.zeros((rows * h, cols * w, 3), np.uint8)
+    for i, im in enumerate(images):
+        r, c = divmod(i, cols)
+        canvas[r * h : (r + 1) * h, c * w : (c + 1) * w] = im
+    scale = max(1, 256 // max(h, w))
+    return Image.fromarray(canvas).resize((cols * w * scale, rows * h * scale), Image.NEAREST)
+
+
+def run_eval(rt, checkpoint, *, n, steps, guidance, sampler, clip, batch_size) -> dict:
+    from mltk.output import Table
+
+    from .evaluation import clip_score, eval_scenes, evaluate_images
+    from .sampling import generate
+
+    if n < 2:
+        raise UsageError(
+            f"--prompts {n} must be at least 2 (the Fréchet distance needs two images)"
+        )
+    if sampler not in SAMPLERS:
+        raise UsageError(f"--sampler must be one of {', '.join(SAMPLERS)}; got {sampler!r}")
+    if clip is not None and not Path(clip).is_dir():
+        raise DataError(f"--clip {clip} does not exist")
+    bundle, folder = _load(rt, checkpoint)
+    scenes, prompts, real = eval_scenes(n)
+    images = generate(bundle, prompts, seeds=[rt.seed + i for i in range(n)], steps=steps, guidance=guidance,
+                      sampler=sampler, batch_size=batch_size, device=rt.device)  # fmt: skip
+    metrics = evaluate_images(images, scenes, real) if images.shape[1:3] == real.shape[1:3] else {}
+    if not metrics:
+        rt.out.warn("the model's resolution is not the world's 32x32: attribute scores skipped")
+    if clip is not None:
+        metrics["clip_score"] = clip_score(images, prompts, Path(clip))
+    result = {"checkpoint": str(folder), "prompts": n, "steps": steps, "guidance": guidance,
+              "sampler": sampler, **metrics}  # fmt: skip
+    rows = [[k, round(v, 4) if isinstance(v, float) else v] for k, v in metrics.items()]
+    rt.out.result(result, table=Table(f"pixart eval ({n} prompts)", ["metric", "value"], rows))
+    return result
