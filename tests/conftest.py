@@ -35,10 +35,16 @@ class Result:
 
 
 class Cli:
-    """Runs `python -m mltk` in a subprocess with the test plugin installed beside the built-ins."""
+    """Runs the mltk command line with the test plugin installed beside the built-ins.
 
-    def __init__(self, site: Path, cache: Path, cwd: Path) -> None:
+    Calls run in this process (through `mltk.cli.run`, the function the console script calls)
+    to keep the suite fast; `sub()` and `popen()` run `python -m mltk` in a real subprocess.
+    """
+
+    def __init__(self, site: Path, cache: Path, cwd: Path, monkeypatch=None, capsys=None) -> None:
         self.cwd = cwd
+        self._mp = monkeypatch
+        self._capsys = capsys
         self.env = dict(os.environ)
         paths = [str(site), str(FIXTURES), self.env.get("PYTHONPATH", "")]
         self.env.update(
@@ -53,6 +59,29 @@ class Cli:
         self.env.pop("MLTK_STRICT_PLUGINS", None)
 
     def __call__(self, *args: str, env: dict | None = None, timeout: float = 120) -> Result:
+        if self._mp is None:
+            return self.sub(*args, env=env, timeout=timeout)
+        import importlib
+
+        from mltk.cli import run
+
+        full = {**self.env, **(env or {})}
+        with self._mp.context() as mp:
+            for key in ("MLTK_LOAD_PLUGINS", "MLTK_CACHE_DIR", "MLTK_DEBUG", "MLTK_STRICT_PLUGINS"):
+                if key in full:
+                    mp.setenv(key, full[key])
+                else:
+                    mp.delenv(key, raising=False)
+            mp.syspath_prepend(str(FIXTURES))
+            mp.syspath_prepend(full["PYTHONPATH"].split(os.pathsep)[0])
+            mp.chdir(self.cwd)
+            importlib.invalidate_caches()
+            self._capsys.readouterr()
+            code = run(list(args))
+            captured = self._capsys.readouterr()
+        return Result(int(code), captured.out, captured.err)
+
+    def sub(self, *args: str, env: dict | None = None, timeout: float = 120) -> Result:
         proc = subprocess.run(
             [sys.executable, "-m", "mltk", *args],
             cwd=self.cwd,
@@ -83,7 +112,7 @@ def site(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def cli(tmp_path: Path, site: Path) -> Cli:
+def cli(tmp_path: Path, site: Path, monkeypatch, capsys) -> Cli:
     work = tmp_path / "work"
     work.mkdir()
-    return Cli(site, tmp_path / "cache", work)
+    return Cli(site, tmp_path / "cache", work, monkeypatch, capsys)

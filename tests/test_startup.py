@@ -56,7 +56,7 @@ def test_python_dash_m_matches_the_console_script(cli):
     script = shutil.which("mltk", path=str(Path(sys.executable).parent))
     assert script is not None
     a = subprocess.run([script, "version", "--json"], env=cli.env, capture_output=True, text=True)
-    b = cli("version", "--json")
+    b = cli.sub("version", "--json")
     assert a.returncode == b.code == 0 and json.loads(a.stdout) == b.json()
 
 
