@@ -111,7 +111,11 @@ def test_a_killed_writer_leaves_no_entry_a_reader_would_take(tmp_path):
         assert cache.list_entries() == []
         # The next process takes the lock the dead one held, builds the entry whole, and reads it.
         out = subprocess.run(
-            [sys.executable, "-c", WRITER, "0", str(log)], env=_env(tmp_path), capture_output=True, text=True, timeout=120
+            [sys.executable, "-c", WRITER, "0", str(log)],
+            env=_env(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert out.returncode == 0, out.stderr
         assert log.read_text().count("built") == 2

@@ -49,7 +49,9 @@ def test_training_state_round_trip_continues_identically(tmp_path):
     model, opt, sched = _trained()
     random.seed(5)
     np.random.seed(5)
-    save_training_state(tmp_path / "ck", model=model, optimizer=opt, scheduler=sched, step=3, meta={"note": "x"})
+    save_training_state(
+        tmp_path / "ck", model=model, optimizer=opt, scheduler=sched, step=3, meta={"note": "x"}
+    )
     expected = _continue(model, opt, sched)
     final = {k: v.clone() for k, v in model.state_dict().items()}
 
@@ -67,7 +69,10 @@ def test_training_state_round_trip_continues_identically(tmp_path):
 def test_checkpoint_files_are_safetensors_and_json_only(tmp_path):
     model, opt, sched = _trained()
     save_training_state(tmp_path / "ck", model=model, optimizer=opt, scheduler=sched, step=1)
-    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["meta.json", "tensors.safetensors"]
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == [
+        "meta.json",
+        "tensors.safetensors",
+    ]
     meta = json.loads((tmp_path / "ck" / "meta.json").read_text())
     assert meta["versions"]["torch"] == torch.__version__
 

@@ -16,7 +16,11 @@ from mltk.seed import seed_everything
 
 def test_auto_picks_the_best_available_device():
     dev = resolve_device("auto")
-    expected = "cuda" if torch.cuda.is_available() else ("mps" if torch.backends.mps.is_available() else "cpu")
+    expected = (
+        "cuda"
+        if torch.cuda.is_available()
+        else ("mps" if torch.backends.mps.is_available() else "cpu")
+    )
     assert dev.type == expected
 
 

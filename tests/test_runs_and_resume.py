@@ -27,15 +27,31 @@ def test_run_folder_layout(cli):
     assert config["plugin"] == "toy" and config["config"]["steps"] == 6 and config["seed"] == 0
     lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in lines] == [1, 2, 3, 4, 5, 6]
-    assert sorted(p.name for p in (run / "checkpoint").iterdir()) == ["meta.json", "tensors.safetensors"]
+    assert sorted(p.name for p in (run / "checkpoint").iterdir()) == [
+        "meta.json",
+        "tensors.safetensors",
+    ]
 
 
 def test_sigkill_then_resume_ends_with_the_weights_of_an_uninterrupted_run(cli, tmp_path):
     steps = "40"
-    ref = cli("toy", "train", "--steps", steps, "--seed", "3", "--out", "ref", "--dump-weights", str(tmp_path / "ref.st"))
+    ref = cli(
+        "toy",
+        "train",
+        "--steps",
+        steps,
+        "--seed",
+        "3",
+        "--out",
+        "ref",
+        "--dump-weights",
+        str(tmp_path / "ref.st"),
+    )
     assert ref.code == 0, ref.stderr
 
-    proc = cli.popen("toy", "train", "--steps", steps, "--seed", "3", "--out", "cut", "--step-delay", "0.05")
+    proc = cli.popen(
+        "toy", "train", "--steps", steps, "--seed", "3", "--out", "cut", "--step-delay", "0.05"
+    )
     metrics = cli.cwd / "cut" / "metrics.jsonl"
     deadline = time.time() + 90
     while True:  # kill it mid-way: past a checkpoint, between two others
@@ -68,14 +84,35 @@ def test_resume_of_a_folder_without_checkpoint_is_a_data_error(cli):
 
 
 def test_torchrun_two_processes_end_with_identical_weights(cli, tmp_path):
-    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which(
+        "torchrun"
+    )
     if torchrun is None:
         pytest.skip("torchrun is not installed")
     proc = cli.popen(
-        "toy", "train", "--steps", "8", "--out", "ddp", "--device", "cpu", "--threads", "1",
-        "--dump-weights", str(tmp_path / "w{rank}.st"), "--json",
-        prefix=[sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                "-m", "mltk"],
+        "toy",
+        "train",
+        "--steps",
+        "8",
+        "--out",
+        "ddp",
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--dump-weights",
+        str(tmp_path / "w{rank}.st"),
+        "--json",
+        prefix=[
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            "-m",
+            "mltk",
+        ],
     )
     out, err = proc.communicate(timeout=240)
     assert proc.returncode == 0, err

@@ -17,20 +17,23 @@ PROBE = textwrap.dedent(
     import json, sys
     from mltk.cli import run
     code = run(sys.argv[1:])
-    heavy = [m for m in %r if m in sys.modules]
+    heavy = [m for m in HEAVY if m in sys.modules]
     print(json.dumps({"code": int(code), "heavy": heavy}), file=sys.stderr)
     """
-    % (HEAVY,)
-)
+).replace("HEAVY", repr(HEAVY), 1)
 
 
 def _probe(args, env):
-    proc = subprocess.run([sys.executable, "-c", PROBE, *args], env=env, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, *args], env=env, capture_output=True, text=True, timeout=60
+    )
     return json.loads(proc.stderr.strip().splitlines()[-1])
 
 
 def _builtin_names():
-    return sorted(ep.name for ep in entry_points(group="mltk") if ep.value.startswith("mltk_plugins."))
+    return sorted(
+        ep.name for ep in entry_points(group="mltk") if ep.value.startswith("mltk_plugins.")
+    )
 
 
 def test_root_help_imports_nothing_heavy(cli):
@@ -69,7 +72,10 @@ def test_doctor_reports_versions_devices_cache_and_plugin_health(cli, site):
     d = r.json()
     import torch
 
-    assert d["versions"]["torch"] == torch.__version__.split("+")[0] or d["versions"]["torch"] == torch.__version__
+    assert (
+        d["versions"]["torch"] == torch.__version__.split("+")[0]
+        or d["versions"]["torch"] == torch.__version__
+    )
     assert "cpu" in d["devices"]
     assert d["cache"]["path"] == cli.env["MLTK_CACHE_DIR"]
     plugins = {p["name"]: p for p in d["plugins"]}

@@ -43,8 +43,12 @@ def main() -> None:
     print("| --- | --- | --- | --- |")
     for r in rows:
         r["over_python_s"] = r["median_s"] - base
-        print(f"| `{r['command']}` | {r['median_s']:.3f} | {r['min_s']:.3f} | {r['over_python_s']:+.3f} |")
-    Path(__file__).with_name("bench_startup.json").write_text(json.dumps({"repeats": REPEATS, "rows": rows}, indent=2))
+        print(
+            f"| `{r['command']}` | {r['median_s']:.3f} | {r['min_s']:.3f} | {r['over_python_s']:+.3f} |"
+        )
+    Path(__file__).with_name("bench_startup.json").write_text(
+        json.dumps({"repeats": REPEATS, "rows": rows}, indent=2)
+    )
 
 
 if __name__ == "__main__":
