@@ -66,6 +66,7 @@ def main(argv: list[str] | None = None) -> dict:
     for noise, runs in raw.items():
         sam_evals = statistics.fmean(r["grad_evals"] for r in runs["sam"])
         sam_wall = statistics.fmean(r["wall_s"] for r in runs["sam"])
+        sam_cpu = statistics.fmean(r["cpu_s"] for r in runs["sam"])
         for name in ORDER:
             rs = runs[name]
             accs = [r["test_acc"] for r in rs]
@@ -79,6 +80,7 @@ def main(argv: list[str] | None = None) -> dict:
                     "grad_evals": statistics.fmean(r["grad_evals"] for r in rs),
                     "grad_evals_vs_sam": statistics.fmean(r["grad_evals"] for r in rs) / sam_evals,
                     "wall_vs_sam": statistics.fmean(r["wall_s"] for r in rs) / sam_wall,
+                    "cpu_vs_sam": statistics.fmean(r["cpu_s"] for r in rs) / sam_cpu,
                 }
             )
     goals = []
@@ -113,13 +115,13 @@ def markdown(summary: list[dict], goals: list[dict], args) -> str:
     lines = [
         f"digits, MLP, {args.epochs} epochs, rho {args.rho}, {args.seeds} seeds (mean +- std of test accuracy)",
         "",
-        "| label noise | optimizer | test accuracy | SAM fraction | grad evals | grad evals / SAM | wall time / SAM |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| label noise | optimizer | test accuracy | SAM fraction | grad evals | grad evals / SAM | wall time / SAM | CPU time / SAM |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in summary:
         lines.append(
             f"| {r['noise']:.0%} | {r['optimizer']} | {100 * r['acc_mean']:.2f} +- {100 * r['acc_std']:.2f} | "
-            f"{r['sam_fraction']:.3f} | {r['grad_evals']:.0f} | {r['grad_evals_vs_sam']:.2f} | {r['wall_vs_sam']:.2f} |"
+            f"{r['sam_fraction']:.3f} | {r['grad_evals']:.0f} | {r['grad_evals_vs_sam']:.2f} | {r['wall_vs_sam']:.2f} | {r['cpu_vs_sam']:.2f} |"
         )
     lines += [
         "",
