@@ -65,6 +65,9 @@ def train(
         None, help="Resize folder images to this square size."
     ),
     limit_train: Optional[int] = typer.Option(None, help="Keep this many training examples."),
+    augment: Optional[bool] = typer.Option(
+        None, "--augment/--no-augment", help="Random crops and flips (on in the cifar presets)."
+    ),
     device: o.Device = "auto",
     precision: o.Precision = "auto",
     seed: o.Seed = 0,
@@ -115,6 +118,7 @@ def train(
         test_fraction=test_fraction,
         image_size=image_size,
         limit_train=limit_train,
+        augment=augment,
     )
     run_train(rt, preset=preset, config_file=config, overrides=overrides, out=out, resume=resume)
 

@@ -33,6 +33,7 @@ class AESAMConfig:
     test_fraction: float = 0.25  # held-out share when the source has no test split
     image_size: int | None = None  # resize folder images to this square size
     limit_train: int | None = None  # keep this many training examples (quick runs)
+    augment: bool = False  # random 4-pixel-padded crops and horizontal flips (the CIFAR recipe)
     # model
     model: str = "mlp"  # mlp | cnn | resnet18
     width: int | None = None  # hidden width / channels (None: the model's default)
@@ -206,6 +207,22 @@ def steps_in_epoch(n: int, batch_size: int, world_size: int = 1) -> int:
     return max(1, per_rank // local)  # incomplete last batches are dropped
 
 
+def augment_batch(x: torch.Tensor, gen: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """Random crops of the zero-padded images and horizontal flips, one draw per image."""
+    b, c, h, w = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad))  # (B, C, H + 2p, W + 2p)
+    di = torch.randint(0, 2 * pad + 1, (b,), generator=gen).to(x.device)
+    dj = torch.randint(0, 2 * pad + 1, (b,), generator=gen).to(x.device)
+    flip = (torch.rand(b, generator=gen) < 0.5).to(x.device)
+    rows = (di[:, None] + torch.arange(h, device=x.device))[:, None, :, None]  # (B, 1, H, 1)
+    cols = (dj[:, None] + torch.arange(w, device=x.device))[:, None, None, :]  # (B, 1, 1, W)
+    chans = torch.arange(c, device=x.device)[None, :, None, None]
+    out = padded[
+        torch.arange(b, device=x.device)[:, None, None, None], chans, rows, cols
+    ]  # (B, C, H, W)
+    return torch.where(flip[:, None, None, None], out.flip(3), out)
+
+
 @torch.no_grad()
 def evaluate(
     model: nn.Module, x: np.ndarray, y: np.ndarray, device: torch.device, batch: int = 1024
@@ -273,10 +290,13 @@ def train(
         t0 = time.perf_counter()
         gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
         perm = torch.randperm(n, generator=gen)[rank::world_size].to(device)
+        aug_gen = torch.Generator().manual_seed(seed * 100_003 + epoch + 7_919 * (rank + 1))
         loss_sum, correct, seen = 0.0, 0, 0
         for s in range(steps):
             idx = perm[s * local : (s + 1) * local]
             xb, yb = x_all[idx], y_all[idx]
+            if cfg.augment:
+                xb = augment_batch(xb, aug_gen)  # the perturbed pass sees the same images
             with autocast():
                 logits = net(xb)
                 loss = F.cross_entropy(logits.float(), yb)
