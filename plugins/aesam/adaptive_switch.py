@@ -181,8 +181,11 @@ class SwitchingSAM(torch.optim.Optimizer):
     def _global_norm(tensors: list[torch.Tensor]) -> torch.Tensor:
         if not tensors:
             return torch.zeros(())
-        norms = torch.stack([torch.linalg.vector_norm(t.detach().float()) for t in tensors])
-        return torch.linalg.vector_norm(norms)
+        if all(t.dtype == torch.float32 for t in tensors):
+            norms = torch._foreach_norm([t.detach() for t in tensors])  # one fused launch
+        else:
+            norms = [torch.linalg.vector_norm(t.detach().float()) for t in tensors]
+        return torch.linalg.vector_norm(torch.stack(norms))
 
     @staticmethod
     def _global_dot(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
@@ -289,9 +292,9 @@ class SwitchingSAM(torch.optim.Optimizer):
             return
         g_norm = self._global_norm([p.grad for p, _ in pairs])
         gv_norm = self._global_norm([gv for _, gv in pairs])
-        scale = (self.reuse_alpha * g_norm / gv_norm.clamp_min(self.eps)).item()
+        scale = self.reuse_alpha * g_norm / gv_norm.clamp_min(self.eps)  # a tensor: no host sync
         for p, gv in pairs:
-            p.grad.add_(gv, alpha=scale)
+            p.grad.add_(gv * scale.to(gv.device, gv.dtype))
 
     # ------------------------------------------------------------------ torch.optim API
     def step(self, closure: Callable[[], Any] | None = None) -> Any:

@@ -57,6 +57,11 @@ def _summary(cfg: AESAMConfig, rec: EpochRecord) -> dict[str, Any]:
 
 
 def run_train(rt, *, preset: str, config_file, overrides: dict, out, resume) -> None:
+    import torch
+
+    if rt.dtype == torch.float16:
+        # fp16 needs loss scaling, and a scaled gradient would distort ||g||^2 and the switch.
+        raise UsageError("--precision fp16 is not supported by aesam train; use bf16 or fp32")
     run = RunDir.create(PLUGIN, out=out, resume=resume)
     if resume is not None:
         saved = run.read_config()
@@ -125,9 +130,12 @@ def run_train(rt, *, preset: str, config_file, overrides: dict, out, resume) -> 
     remaining = steps * (cfg.epochs - state.epoch)
     with rt.out.progress(remaining, f"{cfg.optimizer}") as bar:
 
-        def on_step(loss: float) -> None:
+        def on_step(index: int, loss) -> None:
             o = state.optimizer
-            bar.advance(1, loss=loss, sam=o.sam_steps / max(o.t, 1))
+            if index % 20 == 0:  # reading the loss waits for the device: not every step
+                bar.advance(1, loss=float(loss), sam=o.sam_steps / max(o.t, 1))
+            else:
+                bar.advance(1)
 
         def on_epoch(rec: EpochRecord, st: TrainState) -> None:
             values = rec.as_dict()

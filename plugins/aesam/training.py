@@ -268,7 +268,7 @@ def train(
     ddp_model: nn.Module | None = None,
     autocast: Callable[[], Any] | None = None,
     on_epoch: Callable[[EpochRecord, TrainState], None] | None = None,
-    on_step: Callable[[float], None] | None = None,
+    on_step: Callable[[int, torch.Tensor], None] | None = None,
 ) -> TrainState:
     """Train from ``state.epoch`` to ``cfg.epochs``; call ``on_epoch`` after each epoch.
 
@@ -291,7 +291,10 @@ def train(
         gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
         perm = torch.randperm(n, generator=gen)[rank::world_size].to(device)
         aug_gen = torch.Generator().manual_seed(seed * 100_003 + epoch + 7_919 * (rank + 1))
-        loss_sum, correct, seen = 0.0, 0, 0
+        # Running sums stay on the device: no host sync per step beyond the switch's own.
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.long)
+        seen = 0
         for s in range(steps):
             idx = perm[s * local : (s + 1) * local]
             xb, yb = x_all[idx], y_all[idx]
@@ -311,11 +314,12 @@ def train(
             opt.step(closure)
             opt.zero_grad(set_to_none=True)
             sched.step()
-            loss_sum += loss.item() * len(yb)
-            correct += (logits.argmax(1) == yb).sum().item()
+            loss_sum += loss.detach() * len(yb)
+            correct += (logits.argmax(1) == yb).sum()
             seen += len(yb)
             if on_step is not None:
-                on_step(loss.item())
+                on_step(s, loss.detach())
+        loss_sum, correct = loss_sum.item(), correct.item()
         state.wall_s += time.perf_counter() - t0
         state.epoch = epoch + 1
         test_loss, test_acc = evaluate(state.model, data.x_test, data.y_test, device)
