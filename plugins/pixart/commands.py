@@ -69,6 +69,10 @@ def run_train(rt, *, preset, config_file, overrides, init, data, out, resume) ->
             data = Path(saved["data"][len("folder:") :])
     else:
         cfg = resolve_config(preset, config_file, overrides)
+        if cfg.stage == "aesthetic" and init is None:
+            raise UsageError(
+                "--stage aesthetic fine-tunes a stage-2 model: pass --init RUN_FOLDER of an align run"
+            )
         run = RunDir.create("pixart", out=out)
     if init is not None and not Path(init).is_dir():
         raise DataError(f"--init {init} does not exist")

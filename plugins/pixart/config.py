@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 class PixArtConfig:
     # --- transformer (diffusers PixArtTransformer2DModel) ---
     image_size: int = 32  # pixels (height = width) the model is trained at
-    patch_size: int = 8  # latent pixels per token side (8: 16 tokens for a 32x32 image)
+    patch_size: int = 4  # latent pixels per token side: 64 tokens, 48 values each (< width)
     num_layers: int = 4
     num_heads: int = 4
     head_dim: int = 32  # width = num_heads * head_dim
@@ -38,8 +38,8 @@ class PixArtConfig:
     vlb_weight: float = 1.0  # weight of the VLB term that trains the learned variance
     # --- training ---
     stage: str = "align"  # pixel | align | aesthetic
-    steps: int = 400
-    batch_size: int = 64
+    steps: int = 800
+    batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 0.0
     warmup: int = 100
@@ -60,7 +60,7 @@ class PixArtConfig:
 
 PRESETS: dict[str, PixArtConfig] = {
     "tiny": PixArtConfig(),
-    "tiny-vae": PixArtConfig(autoencoder="tiny-kl", patch_size=4),
+    "tiny-vae": PixArtConfig(autoencoder="tiny-kl", patch_size=2),
     "paper": PixArtConfig(
         image_size=1024,
         patch_size=2,

@@ -83,9 +83,41 @@ def _train_classifier(seed: int = 0, n: int = 6000, epochs: int = 6) -> Attribut
     return model.eval()
 
 
+SHIPPED_CLASSIFIER = Path(__file__).parent / "weights" / "classifier.safetensors"
+
+
+def save_shipped_classifier(model: AttributeClassifier, path: Path = SHIPPED_CLASSIFIER) -> None:
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"world_version": str(W.WORLD_VERSION), "classifier_version": str(CLASSIFIER_VERSION)}
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path), metadata=meta)
+
+
+def _shipped_classifier() -> AttributeClassifier | None:
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    if not SHIPPED_CLASSIFIER.is_file():
+        return None
+    with safe_open(str(SHIPPED_CLASSIFIER), "pt") as fh:
+        meta = fh.metadata() or {}
+    if meta.get("world_version") != str(W.WORLD_VERSION) or meta.get("classifier_version") != str(
+        CLASSIFIER_VERSION
+    ):
+        return None  # stale: the world changed since these weights were trained
+    model = AttributeClassifier()
+    model.load_state_dict(load_file(str(SHIPPED_CLASSIFIER)))
+    return model.eval()
+
+
 def load_classifier(seed: int = 0) -> AttributeClassifier:
-    """The attribute classifier, trained once (about a minute) and kept in the dataset cache."""
+    """The attribute classifier: the shipped weights, else trained once (about a minute on a
+    CPU) and kept in the dataset cache."""
     from mltk.cache import cached_arrays
+
+    if seed == 0 and (shipped := _shipped_classifier()) is not None:
+        return shipped
 
     def build():
         m = _train_classifier(seed)
@@ -148,17 +180,18 @@ def score_alignment(pred: dict[str, np.ndarray], scenes: list[W.Scene]) -> dict[
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)) of two feature sets (N, D)."""
-    from scipy import linalg
+    """||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)) of two feature sets (N, D).
 
+    Tr (S_a S_b)^(1/2) is computed as Tr (S_a^(1/2) S_b S_a^(1/2))^(1/2), a symmetric PSD
+    matrix, so eigen-decompositions replace the general matrix square root.
+    """
+    a, b = a.astype(np.float64), b.astype(np.float64)
     mu1, mu2 = a.mean(0), b.mean(0)
-    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
-    if not np.isfinite(covmean).all():  # singular product: regularise, as the FID reference does
-        eps = np.eye(len(s1)) * 1e-6
-        covmean = linalg.sqrtm((s1 + eps) @ (s2 + eps))
-    covmean = np.real(covmean)
-    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+    s1, s2 = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
+    w, v = np.linalg.eigh(s1)
+    r1 = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    tr_covmean = np.sqrt(np.clip(np.linalg.eigvalsh(r1 @ s2 @ r1), 0, None)).sum()
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * tr_covmean)
 
 
 def eval_scenes(n: int, seed: int = 777) -> tuple[list[W.Scene], list[str], np.ndarray]:

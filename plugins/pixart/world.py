@@ -260,7 +260,12 @@ def all_caption_texts(world: World) -> list[str]:
 
 def corpus() -> list[str]:
     """Every word the world can say, as sentences: what the tokenizer is trained on."""
-    return all_caption_texts(make_world(3000, seed=12345, low_quality_fraction=0.0))
+    rng = np.random.default_rng(12345)
+    out = []
+    for _ in range(3000):
+        scene = sample_scene(rng)
+        out += [short_caption(scene), *dense_captions(scene)]
+    return out
 
 
 def parse_prompt(prompt: str) -> Scene | None:

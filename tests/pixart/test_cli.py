@@ -1,0 +1,169 @@
+"""`mltk pixart train|eval|generate` end to end on a cut-down tiny preset; exit codes of bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mltk.cli import run
+from mltk.errors import ExitCode
+
+MICRO = """
+num_layers = 1
+num_heads = 2
+head_dim = 16
+text_dim = 32
+text_layers = 1
+text_heads = 2
+text_ff = 64
+dataset_size = 48
+batch_size = 16
+steps = 4
+log_every = 2
+save_every = 2
+warmup = 2
+"""
+
+
+def mltk(capsys, *args):
+    capsys.readouterr()
+    code = run(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One micro training run shared by the tests that only read it."""
+    import os
+
+    from mltk.cli import run as run_cli
+
+    root = tmp_path_factory.mktemp("pixart-run")
+    (root / "micro.toml").write_text(MICRO)
+    os.environ["MLTK_LOAD_PLUGINS"] = "pixart"
+    os.environ["MLTK_CACHE_DIR"] = str(tmp_path_factory.getbasetemp() / "pixart-cache")
+    code = run_cli(["pixart", "train", "--config", str(root / "micro.toml"), "--out", str(root / "run"),
+                    "--device", "cpu", "--threads", "1", "--quiet"])  # fmt: skip
+    assert code == 0
+    return root
+
+
+def test_train_writes_a_run_with_metrics_checkpoint_and_pipeline(capsys, trained, tmp_path):
+    code, out, _ = mltk(capsys, "pixart", "train", "--config", str(trained / "micro.toml"), "--out",
+                        str(tmp_path / "r"), "--device", "cpu", "--json")  # fmt: skip
+    assert code == 0
+    res = json.loads(out)
+    assert res["schema_version"] == 1 and res["steps"] == 4 and res["kind"] == "pixart"
+    assert (tmp_path / "r" / "pipeline" / "model_index.json").is_file()
+    assert (tmp_path / "r" / "checkpoint").is_dir()
+    rows = [json.loads(x) for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [2, 4]
+    assert all(np.isfinite(r["text_gap"]) and np.isfinite(r["vlb"]) for r in rows)
+    # the shared fixture run built the caches; this run (same world, same encoder) hits them
+    assert res["cache"]["text_builds"] == 0 and res["cache"]["text_hits"] >= 1
+
+
+def test_resume_continues_from_the_checkpoint(capsys, trained, tmp_path):
+    shutil.copytree(trained / "run", tmp_path / "run")
+    code, out, _ = mltk(capsys, "pixart", "train", "--resume", str(tmp_path / "run"), "--steps", "6",
+                        "--device", "cpu", "--json")  # fmt: skip
+    assert code == 0 and json.loads(out)["steps"] == 6
+    steps = [
+        json.loads(x)["step"] for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert steps == [2, 4, 6]
+
+
+def test_generate_writes_pngs_for_each_prompt_and_seed(capsys, trained, tmp_path):
+    code, out, _ = mltk(capsys, "pixart", "generate", "a red circle above a blue square", "two green squares",
+                        "-c", str(trained / "run"), "--num-images", "2", "--steps", "3", "--out",
+                        str(tmp_path / "img"), "--device", "cpu", "--json")  # fmt: skip
+    assert code == 0
+    res = json.loads(out)
+    assert [f["seed"] for f in res["images"]] == [0, 1, 0, 1]
+    for f in res["images"]:
+        assert Image.open(f["file"]).size == (32, 32)
+    a, b = (np.asarray(Image.open(res["images"][i]["file"])) for i in (0, 1))
+    assert not np.array_equal(a, b)  # different seeds, different images
+
+
+def test_eval_scores_alignment_per_attribute_and_frechet(capsys, trained):
+    code, out, _ = mltk(capsys, "pixart", "eval", str(trained / "run"), "--prompts", "6", "--steps", "2",
+                        "--device", "cpu", "--json")  # fmt: skip
+    assert code == 0
+    res = json.loads(out)
+    for k in ("acc_colour", "acc_shape", "acc_count", "acc_all"):
+        assert 0.0 <= res[k] <= 1.0
+    assert np.isfinite(res["frechet"]) and res["frechet"] >= 0
+
+
+def test_pixel_stage_then_align_from_it(capsys, trained, tmp_path):
+    cfg = str(trained / "micro.toml")
+    code, out, _ = mltk(capsys, "pixart", "train", "--stage", "pixel", "--config", cfg, "--out",
+                        str(tmp_path / "p1"), "--device", "cpu", "--json")  # fmt: skip
+    assert code == 0 and json.loads(out)["kind"] == "dit"
+    code, _, err = mltk(capsys, "pixart", "generate", "a red circle", "-c", str(tmp_path / "p1"))
+    assert code == ExitCode.DATA and "stage-1" in err
+    code, out, _ = mltk(capsys, "pixart", "train", "--stage", "align", "--init", str(tmp_path / "p1"),
+                        "--config", cfg, "--out", str(tmp_path / "p2"), "--device", "cpu", "--json")  # fmt: skip
+    assert code == 0 and json.loads(out)["kind"] == "pixart"
+    code, out, _ = mltk(capsys, "pixart", "train", "--stage", "aesthetic", "--init", str(tmp_path / "p2"),
+                        "--config", cfg, "--out", str(tmp_path / "p3"), "--device", "cpu", "--json")  # fmt: skip
+    assert code == 0 and json.loads(out)["images"] < 48  # the high-quality subset only
+
+
+def test_training_on_a_folder_counts_unreadable_images(capsys, trained, tmp_path):
+    rng = np.random.default_rng(0)
+    for i in range(20):
+        Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(
+            tmp_path / f"{i}.png"
+        )
+        (tmp_path / f"{i}.txt").write_text("a red circle\na small red circle in the center\n")
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG garbage")
+    code, out, err = mltk(capsys, "pixart", "train", "--data", str(tmp_path), "--config",
+                          str(trained / "micro.toml"), "--out", str(tmp_path / "r"), "--device", "cpu",
+                          "--json")  # fmt: skip
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["images"] == 20 and res["skipped_images"] == 1
+    assert "skipped 1 unreadable" in err
+
+
+def test_empty_prompt_file_is_a_data_error(capsys, trained, tmp_path):
+    (tmp_path / "p.txt").write_text("\n  \n")
+    code, _, err = mltk(capsys, "pixart", "generate", "--prompts-file", str(tmp_path / "p.txt"),
+                        "-c", str(trained / "run"))  # fmt: skip
+    assert code == ExitCode.DATA and "holds no prompts" in err
+
+
+def test_checkpoint_missing_a_component_is_a_data_error(capsys, trained, tmp_path):
+    shutil.copytree(trained / "run" / "pipeline", tmp_path / "p")
+    shutil.rmtree(tmp_path / "p" / "text_encoder")
+    code, _, err = mltk(capsys, "pixart", "generate", "a red circle", "-c", str(tmp_path / "p"))
+    assert code == ExitCode.DATA and "missing its text_encoder/" in err
+
+
+def test_resolution_not_divisible_by_patch_is_a_usage_error(capsys, trained):
+    code, _, err = mltk(capsys, "pixart", "generate", "a red circle", "-c", str(trained / "run"),
+                        "--height", "36")  # fmt: skip
+    assert code == ExitCode.USAGE and "not divisible by patch size x VAE factor" in err
+
+
+@pytest.mark.parametrize(
+    "args,code,needle",
+    [
+        (["train", "--preset", "huge"], ExitCode.USAGE, "--preset must be one of"),
+        (["train", "--stage", "aesthetic", "--steps", "1"], ExitCode.USAGE, "--init"),
+        (["train", "--caption-mode", "long"], ExitCode.USAGE, "--caption-mode"),
+        (["generate"], ExitCode.USAGE, "no prompt given"),
+        (["generate", "x", "-c", "/nonexistent/ckpt"], ExitCode.DATA, "does not exist"),
+    ],
+)
+def test_bad_options_exit_with_a_clear_sentence(capsys, args, code, needle):
+    got, _, err = mltk(capsys, "pixart", *args, "--device", "cpu")
+    assert got == code and needle in err and "Traceback" not in err

@@ -1,0 +1,122 @@
+"""diffusers layout: a folder written by mltk loads in PixArtAlphaPipeline and vice versa, with
+the same images for the same seeds; incomplete folders are clear data errors."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from mltk_plugins.pixart import model as M
+from mltk_plugins.pixart.objective import scheduler_config
+from mltk_plugins.pixart.pipeline_io import inspect_folder, load_pipeline, save_pipeline
+from mltk_plugins.pixart.sampling import generate
+from mltk_plugins.pixart.training import quiet_libraries, world_text_components
+
+from mltk.errors import DataError
+from tests.pixart.conftest import micro
+
+PROMPTS = ["a red circle above a blue square", "three green triangles"]
+SEEDS = [11, 12]
+
+
+def _components(cfg, seed=0):
+    quiet_libraries()
+    tok, enc = world_text_components(cfg)
+    tr = M.build_pixart(cfg, seed=seed)
+    with torch.no_grad():  # random non-zero weights everywhere, so every path matters
+        for p in tr.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return tr, enc, tok, M.build_autoencoder(cfg, seed=seed)
+
+
+def _diffusers_images(pipe, cfg, sampler="dpm"):
+    gens = [torch.Generator("cpu").manual_seed(s) for s in SEEDS]
+    out = pipe(
+        PROMPTS,
+        num_inference_steps=4,
+        guidance_scale=4.5,
+        generator=gens,
+        height=cfg.image_size,
+        width=cfg.image_size,
+        output_type="np",
+        clean_caption=False,
+        max_sequence_length=cfg.max_length,
+        use_resolution_binning=False,
+    ).images
+    return (out * 255).round().astype(np.uint8)
+
+
+@pytest.mark.parametrize("prediction", ["eps", "v"])
+def test_folder_saved_by_mltk_loads_in_pixart_alpha_pipeline_with_identical_images(
+    tmp_path, prediction
+):
+    from diffusers import PixArtAlphaPipeline
+
+    cfg = micro(autoencoder="tiny-kl", patch_size=2, prediction=prediction)
+    tr, enc, tok, vae = _components(cfg)
+    save_pipeline(tmp_path / "p", transformer=tr, text_encoder=enc, tokenizer=tok, autoencoder=vae,
+                  scheduler_config=scheduler_config(prediction), cfg=cfg)  # fmt: skip
+    ours = generate(load_pipeline(tmp_path / "p"), PROMPTS, seeds=SEEDS, steps=4)
+    pipe = PixArtAlphaPipeline.from_pretrained(str(tmp_path / "p"))
+    pipe.set_progress_bar_config(disable=True)
+    theirs = _diffusers_images(pipe, cfg)
+    assert ours.shape == (2, 32, 32, 3)
+    assert np.array_equal(ours, theirs)
+    assert not np.array_equal(ours[0], ours[1])
+
+
+def test_folder_saved_by_diffusers_loads_in_mltk_with_identical_images(tmp_path):
+    from diffusers import DPMSolverMultistepScheduler, PixArtAlphaPipeline
+
+    cfg = micro(autoencoder="tiny-kl", patch_size=2, prediction="eps")
+    tr, enc, tok, vae = _components(cfg, seed=3)
+    pipe = PixArtAlphaPipeline(tokenizer=tok, text_encoder=enc, vae=vae, transformer=tr,
+                               scheduler=DPMSolverMultistepScheduler(**scheduler_config("eps")))  # fmt: skip
+    pipe.set_progress_bar_config(disable=True)
+    pipe.save_pretrained(str(tmp_path / "d"))
+    theirs = _diffusers_images(pipe, cfg)
+    bundle = load_pipeline(tmp_path / "d")
+    bundle.max_length = cfg.max_length  # diffusers' folder does not record the tiny text length
+    ours = generate(bundle, PROMPTS, seeds=SEEDS, steps=4)
+    assert np.array_equal(ours, theirs)
+
+
+def test_ddim_and_negative_prompt_change_the_images(tmp_path):
+    cfg = micro(autoencoder="tiny-kl", patch_size=2, prediction="eps")
+    tr, enc, tok, vae = _components(cfg)
+    save_pipeline(tmp_path / "p", transformer=tr, text_encoder=enc, tokenizer=tok, autoencoder=vae,
+                  scheduler_config=scheduler_config("eps"), cfg=cfg)  # fmt: skip
+    b = load_pipeline(tmp_path / "p")
+    base = generate(b, PROMPTS, seeds=SEEDS, steps=4)
+    assert np.array_equal(base, generate(b, PROMPTS, seeds=SEEDS, steps=4))  # seeds reproduce
+    assert not np.array_equal(base, generate(b, PROMPTS, seeds=SEEDS, steps=4, sampler="ddim"))
+    assert not np.array_equal(
+        base, generate(b, PROMPTS, seeds=SEEDS, steps=4, negative_prompt="red")
+    )
+    assert not np.array_equal(base, generate(b, PROMPTS, seeds=[1, 2], steps=4))
+
+
+@pytest.mark.parametrize("component", ["vae", "text_encoder", "transformer", "tokenizer"])
+def test_a_folder_missing_a_component_is_a_data_error_naming_it(tmp_path, component):
+    cfg = micro(autoencoder="tiny-kl", patch_size=2)
+    tr, enc, tok, vae = _components(cfg)
+    save_pipeline(tmp_path / "p", transformer=tr, text_encoder=enc, tokenizer=tok, autoencoder=vae,
+                  scheduler_config=scheduler_config("v"), cfg=cfg)  # fmt: skip
+    inspect_folder(tmp_path / "p")
+    shutil.rmtree(tmp_path / "p" / component)
+    with pytest.raises(DataError, match=f"missing its {component}/"):
+        load_pipeline(tmp_path / "p")
+
+
+def test_pixel_space_model_round_trips_without_a_vae(tmp_path):
+    cfg = micro()
+    tr, enc, tok, ae = _components(cfg)
+    save_pipeline(tmp_path / "p", transformer=tr, text_encoder=enc, tokenizer=tok, autoencoder=ae,
+                  scheduler_config=scheduler_config("v"), cfg=cfg)  # fmt: skip
+    assert not (tmp_path / "p" / "vae").exists()
+    b = load_pipeline(tmp_path / "p")
+    assert b.vae_factor == 1 and b.prediction == "v" and b.max_length == cfg.max_length
+    for k, v in tr.state_dict().items():
+        assert torch.equal(v, b.transformer.state_dict()[k])
