@@ -191,7 +191,11 @@ class SwitchingSAM(torch.optim.Optimizer):
     def _global_dot(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
         if not a:
             return torch.zeros(())
-        return torch.stack([(x.float() * y.float()).sum() for x, y in zip(a, b)]).sum()
+        if len({t.device for t in a}) == 1:  # one flat dot product instead of a kernel per tensor
+            flat_a = torch.cat([x.reshape(-1).float() for x in a])
+            flat_b = torch.cat([y.reshape(-1).float() for y in b])
+            return torch.dot(flat_a, flat_b)
+        return torch.stack([(x.float() * y.float()).sum().cpu() for x, y in zip(a, b)]).sum()
 
     def _sync_gradients(self, params: list[torch.Tensor]) -> None:
         world = _dist_world()
@@ -233,14 +237,17 @@ class SwitchingSAM(torch.optim.Optimizer):
         self.var = self.delta * self.var + (1.0 - self.delta) * (s - self.mu) ** 2
         self.last_sq_norm = s
         use_sam = bool(self._wants_sam(s)) and self.rho > 0.0
-        if use_sam:
+        if use_sam and params:
             scale = self.rho / (math.sqrt(s) + self.eps)
-            for p in params:
-                st = self.state[p]
-                st["old_p"] = p.detach().clone()
-                if self.reuse_alpha is not None:
-                    st["g"] = p.grad.detach().clone()
-                p.add_(p.grad, alpha=scale)
+            grads = [p.grad for p in params]
+            # Fused copies (x * 1.0 is exact): one launch per dtype/device group, not per tensor.
+            olds = torch._foreach_mul([p.detach() for p in params], 1.0)
+            saved = torch._foreach_mul(grads, 1.0) if self.reuse_alpha is not None else None
+            for i, p in enumerate(params):
+                self.state[p]["old_p"] = olds[i]
+                if saved is not None:
+                    self.state[p]["g"] = saved[i]
+            torch._foreach_add_(params, grads, alpha=scale)  # w <- w + rho g / ||g||
             if zero_grad:
                 self.zero_grad(set_to_none=True)
         self._pending = use_sam
@@ -254,10 +261,9 @@ class SwitchingSAM(torch.optim.Optimizer):
         use_sam, self._pending = self._pending, None
         params = [p for g in self.param_groups for p in g["params"]]
         if use_sam:
-            for p in params:
-                st = self.state.get(p, {})
-                if "old_p" in st:
-                    p.copy_(st.pop("old_p"))
+            moved = [p for p in params if "old_p" in self.state.get(p, {})]
+            if moved:
+                torch._foreach_copy_(moved, [self.state[p].pop("old_p") for p in moved])
             with_grad = [p for p in params if p.grad is not None]
             self._sync_gradients(with_grad)
             if self.reuse_alpha is not None:
@@ -282,8 +288,10 @@ class SwitchingSAM(torch.optim.Optimizer):
         gs = [p.grad for p, _ in pairs]
         gg = [g for _, g in pairs]
         coef = self._global_dot(gs, gg) / self._global_norm(gg).pow(2).clamp_min(self.eps)
-        for (p, g), g_s in zip(pairs, gs):
-            self.state[p]["g_v"] = g_s - coef.to(g.device, g.dtype) * g
+        g_v = torch._foreach_mul(gg, -coef.to(gg[0].device))  # a tensor factor: no host sync
+        torch._foreach_add_(g_v, gs)
+        for (p, _), v in zip(pairs, g_v):
+            self.state[p]["g_v"] = v
 
     def _reuse_orthogonal(self, params: list[torch.Tensor]) -> None:
         """LookSAM's cheap step: g <- g + alpha ||g|| / ||g_v|| g_v with the last stored g_v."""
@@ -293,8 +301,10 @@ class SwitchingSAM(torch.optim.Optimizer):
         g_norm = self._global_norm([p.grad for p, _ in pairs])
         gv_norm = self._global_norm([gv for _, gv in pairs])
         scale = self.reuse_alpha * g_norm / gv_norm.clamp_min(self.eps)  # a tensor: no host sync
-        for p, gv in pairs:
-            p.grad.add_(gv * scale.to(gv.device, gv.dtype))
+        gvs = [gv for _, gv in pairs]
+        torch._foreach_add_(
+            [p.grad for p, _ in pairs], torch._foreach_mul(gvs, scale.to(gvs[0].device))
+        )
 
     # ------------------------------------------------------------------ torch.optim API
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
