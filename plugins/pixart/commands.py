@@ -87,6 +87,7 @@ def run_train(rt, *, preset, config_file, overrides, init, data, out, resume) ->
                            text_components=text_components)  # fmt: skip
     from mltk.output import Table
 
+    summary.pop("history", None)
     rows = [[k, v] for k, v in summary.items() if not isinstance(v, dict)]
     rows += [[f"cache.{k}", v] for k, v in summary["cache"].items()]
     rt.out.result(summary, table=Table(f"pixart train ({cfg.stage})", ["", "value"], rows))

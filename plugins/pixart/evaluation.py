@@ -244,3 +244,19 @@ def evaluate_images(
     out = {f"acc_{k}": v for k, v in score_alignment(pred, scenes).items()}
     out["frechet"] = frechet_distance(real_feats, feats) if len(images) > 2 else float("nan")
     return out
+
+
+def alignment_probe(n: int = 48, steps: int = 10, guidance: float = 4.5, seed: int = 0):
+    """A ``probe`` for training: generate the ``n`` held-out prompts and score them."""
+    from .sampling import generate
+
+    scenes, prompts, real = eval_scenes(n)
+
+    def probe(bundle) -> dict:
+        with torch.no_grad():
+            images = generate(
+                bundle, prompts, seeds=[seed + i for i in range(n)], steps=steps, guidance=guidance
+            )
+        return evaluate_images(images, scenes, real)
+
+    return probe

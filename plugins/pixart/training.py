@@ -173,8 +173,15 @@ def run_training(
     resume: bool = False,
     store: FeatureStore | None = None,
     text_components=None,
+    probe=None,
+    probe_every: int = 0,
 ) -> dict:
-    """Train one stage; returns a summary (also written to the run folder)."""
+    """Train one stage; returns a summary (also written to the run folder).
+
+    ``probe(bundle) -> dict``, when given, is called every ``probe_every`` steps with the EMA
+    weights as a generation bundle; its numbers are logged with the step (benchmarks use it to
+    measure prompt alignment during training).
+    """
     from mltk.checkpoint import load_training_state
 
     quiet_libraries()
@@ -359,6 +366,15 @@ def run_training(
                         "seconds": round(time.time() - t0, 2),
                         **store.stats,
                     }
+                    if (
+                        probe is not None
+                        and kind == "pixart"
+                        and probe_every
+                        and step % probe_every == 0
+                    ):
+                        row.update(
+                            probe(_bundle(ema.copy_to(model).eval(), enc, tok, autoencoder, cfg))
+                        )
                     model.train()
                     history.append({"step": step, **row})
                     run.log_metrics(step, **row)
@@ -380,6 +396,7 @@ def run_training(
         "text_gap": history[-1]["text_gap"] if history else None,
         "cache": dict(store.stats),
         "run": str(run.path),
+        "history": history,
     }
     if kind == "pixart" and rt.dist.is_main:
         from .pipeline_io import save_pipeline
@@ -397,6 +414,19 @@ def run_training(
         summary["pipeline"] = str(run.path / "pipeline")
     rt.dist.barrier()
     return summary
+
+
+def _bundle(transformer, enc, tok, autoencoder, cfg: PixArtConfig):
+    from .pipeline_io import Bundle
+
+    return Bundle(
+        transformer=transformer,
+        text_encoder=enc,
+        tokenizer=tok,
+        autoencoder=autoencoder,
+        scheduler_config=scheduler_config(cfg.prediction),
+        max_length=cfg.max_length,
+    )
 
 
 def _cfg_dict(cfg: PixArtConfig) -> dict:
