@@ -287,9 +287,10 @@ def values_at(model, idx: torch.Tensor, shape) -> torch.Tensor:
 def write_history(run, hist, prefix="convergence") -> None:
     from mltk.atomic import write_text
 
+    rmse_at = dict(zip(hist.rmse_time, hist.rmse, strict=False))
     rows = ["iteration,time_s,objective,test_rmse,ranks"]
     for i, (t, f) in enumerate(zip(hist.time, hist.objective, strict=False)):
-        r = hist.rmse[i] if i < len(hist.rmse) else ""
+        r = rmse_at.get(t, "")
         ranks = "x".join(map(str, hist.ranks[i])) if i < len(hist.ranks) else ""
         rows.append(f"{i + 1},{t:.6f},{f:.10g},{r},{ranks}")
     write_text(run.artifact(f"{prefix}.csv"), "\n".join(rows) + "\n")
@@ -305,7 +306,7 @@ def write_history(run, hist, prefix="convergence") -> None:
     ax[0].set_xlabel("time (s)")
     ax[0].set_ylabel("objective")
     if hist.rmse:
-        ax[1].plot(hist.time[: len(hist.rmse)], hist.rmse)
+        ax[1].plot(hist.rmse_time, hist.rmse, marker='.')
     ax[1].set_xlabel("time (s)")
     ax[1].set_ylabel("test RMSE")
     fig.tight_layout()

@@ -110,6 +110,7 @@ def dense_proximal_average(
         hist.ranks.append([int(c[2].numel()) for c in c1])
         if monitor is not None:
             hist.rmse.append(float(monitor(X1)))
+            hist.rmse_time.append(clock)
         if it > 0 and abs(F_prev - F1) <= tol * max(abs(F1), 1e-30):
             break
         if time_limit is not None and clock > time_limit:
@@ -160,6 +161,7 @@ def convex_admm(
         hist.time.append(clock)
         if monitor is not None:
             hist.rmse.append(float(monitor(X)))
+            hist.rmse_time.append(clock)
         if F_prev is not None and abs(F_prev - F) <= tol * max(abs(F), 1e-30):
             break
         F_prev = F

@@ -89,6 +89,7 @@ class NortOptions:
     p: float = 0.5
     power_iters: int = 1
     explore: int = 3  # random columns added to the warm start while below the rank cap
+    monitor_every: int = 5  # iterations between test-RMSE evaluations (not timed)
     time_limit: float | None = None
 
 
@@ -96,7 +97,8 @@ class NortOptions:
 class History:
     objective: list[float] = field(default_factory=list)
     time: list[float] = field(default_factory=list)
-    rmse: list[float] = field(default_factory=list)
+    rmse: list[float] = field(default_factory=list)  # test RMSE, every ``monitor_every`` iterations
+    rmse_time: list[float] = field(default_factory=list)
     ranks: list[list[int]] = field(default_factory=list)
     gamma: list[float] = field(default_factory=list)
 
@@ -255,8 +257,9 @@ class NORT:
             hist.time.append(clock)
             hist.ranks.append(X1.ranks)
             hist.gamma.append(gamma if o.momentum == "adaptive" else (c - 1) / (c + 2))
-            if monitor is not None:
+            if monitor is not None and (it % o.monitor_every == 0 or it + 1 == o.max_iter):
                 hist.rmse.append(float(monitor(X1)))
+                hist.rmse_time.append(clock)
             if it > 0 and abs(F_prev - F1) <= o.tol * max(abs(F1), 1e-30):
                 break
             if o.time_limit is not None and clock - t0 > o.time_limit:

@@ -162,8 +162,6 @@ def _run_fit(write_dense: bool, kw: dict) -> None:
     hist = res["history"]
     for i, f in enumerate(hist.objective):
         row = {"objective": f, "time_s": hist.time[i]}
-        if i < len(hist.rmse):
-            row["test_rmse"] = hist.rmse[i]
         run.log_metrics(i + 1, **row)
     c.write_history(run, hist)
     files = ["config.json", "metrics.jsonl", "checkpoint/", "convergence.csv", "convergence.png"]
