@@ -1,0 +1,132 @@
+"""NORT reaches the dense solver's objective; momentum rules, dtypes, continuation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from mltk_plugins.tensor.continuation import fit_path, rmse
+from mltk_plugins.tensor.dense import convex_admm, dense_proximal_average, true_objective
+from mltk_plugins.tensor.nort import (
+    NORT,
+    NortOptions,
+    component_singular_values,
+    sparse_spectral_norms,
+)
+from mltk_plugins.tensor.structured import unfold
+from tensor_problems import low_rank_problem
+
+
+@pytest.fixture
+def problem():
+    return low_rank_problem()
+
+
+@pytest.mark.parametrize("penalty,theta", [("nuclear", 1.0), ("lsp", 3.0)])
+def test_nort_and_dense_proximal_average_reach_the_same_objective(problem, penalty, theta):
+    obs, vals, _, idx = problem
+    lam = [1.0, 1.0, 1.0]
+    o = NortOptions(
+        penalty=penalty, theta=theta, max_rank=(10, 10, 10), max_iter=1500, tol=1e-12, power_iters=2
+    )
+    X, h = NORT(obs, vals, lam, o).run()
+    Xd, hd = dense_proximal_average(
+        obs.shape, idx, vals, lam, penalty, theta, max_iter=1500, tol=1e-12
+    )
+    assert h.objective[-1] == pytest.approx(hd.objective[-1], rel=1e-6)
+    assert float((X.dense() - Xd).norm() / Xd.norm()) < 1e-3
+
+
+@pytest.mark.parametrize("momentum", ["adaptive", "restart", "none"])
+def test_every_momentum_rule_converges_to_the_same_point(problem, momentum):
+    obs, vals, _, idx = problem
+    o = NortOptions(
+        penalty="lsp", theta=3.0, max_rank=(8, 8, 8), max_iter=2000, tol=1e-11, momentum=momentum
+    )
+    _, h = NORT(obs, vals, [1.0] * 3, o).run()
+    ref = NortOptions(
+        penalty="lsp", theta=3.0, max_rank=(8, 8, 8), max_iter=2000, tol=1e-11, momentum="none"
+    )
+    _, h_ref = NORT(obs, vals, [1.0] * 3, ref).run()
+    assert h.objective[-1] == pytest.approx(h_ref.objective[-1], rel=1e-6)
+
+
+def test_adaptive_momentum_needs_fewer_iterations_than_none():
+    obs, vals, _, _ = low_rank_problem(shape=(20, 21, 22), fraction=0.2, seed=3)
+    runs = {}
+    for m in ("adaptive", "none"):
+        o = NortOptions(
+            penalty="lsp", theta=3.0, max_rank=(6, 6, 6), max_iter=3000, tol=1e-9, momentum=m
+        )
+        _, h = NORT(obs, vals, [0.5] * 3, o).run()
+        runs[m] = len(h.objective)
+    assert runs["adaptive"] < runs["none"]
+
+
+def test_convex_admm_solves_the_nuclear_objective_at_least_as_well(problem):
+    obs, vals, _, idx = problem
+    lam = [1.0, 1.0, 1.0]
+    Xc, _ = convex_admm(obs.shape, idx, vals, lam, max_iter=800, tol=1e-10)
+    Xp, _ = dense_proximal_average(
+        obs.shape, idx, vals, lam, "nuclear", 1.0, max_iter=800, tol=1e-10
+    )
+    f_admm = true_objective(Xc, idx, vals, lam, "nuclear", 1.0)
+    f_pa = true_objective(Xp, idx, vals, lam, "nuclear", 1.0)
+    assert f_admm <= f_pa * (1 + 1e-4)
+
+
+def test_component_singular_values_match_svd():
+    g = torch.Generator().manual_seed(0)
+    W = torch.randn(7, 4, generator=g, dtype=torch.float64)
+    V = torch.randn(30, 4, generator=g, dtype=torch.float64)
+    got = component_singular_values(W, V)
+    want = torch.linalg.svdvals(W @ V.T)[:4]
+    assert torch.allclose(got, want, rtol=1e-8, atol=1e-8)
+
+
+def test_spectral_norms_of_the_zero_filled_data(problem):
+    obs, vals, _, idx = problem
+    X = torch.zeros(obs.shape, dtype=torch.float64)
+    X[idx[:, 0], idx[:, 1], idx[:, 2]] = vals
+    want = [float(torch.linalg.svdvals(unfold(X, d))[0]) for d in range(3)]
+    got = sparse_spectral_norms(obs, vals, iters=200)
+    assert got == pytest.approx(want, rel=1e-6)
+
+
+def test_float32_runs_and_recovers_the_tensor():
+    obs, vals, X, _ = low_rank_problem(shape=(20, 21, 22), fraction=0.3, seed=1)
+    o = NortOptions(penalty="lsp", theta=3.0, max_rank=(6, 6, 6), max_iter=500, tol=1e-7)
+    Xh, _ = NORT(obs, vals.float(), [0.3] * 3, o).run()
+    assert Xh.U[0].dtype == torch.float32
+    assert float((Xh.dense().double() - X).norm() / X.norm()) < 0.05
+
+
+def test_capped_l1_from_zero_stalls_but_continuation_recovers():
+    obs, vals, X, idx = low_rank_problem(shape=(20, 21, 22), fraction=0.25, seed=2)
+    lam_d = 1.0  # small enough that the zero start keeps noise directions unshrunk
+    o = NortOptions(
+        penalty="capped-l1", theta=2 * 3 * lam_d, max_rank=(20, 20, 20), max_iter=300, tol=1e-8
+    )
+    cold, _ = NORT(obs, vals, [lam_d] * 3, o).run()
+    warm = fit_path(obs, vals, o, lam=lam_d, theta=2 * 3 * lam_d, ratio=0.6, stage_iters=50).factors
+    err = lambda F: float((F.dense() - X).norm() / X.norm())  # noqa: E731
+    assert err(cold) > 0.3  # stalled at a poor, high-rank point
+    assert err(warm) < 0.01
+    assert warm.ranks == [2, 2, 2]
+
+
+def test_lambda_search_picks_a_lambda_on_the_path_and_beats_the_first_stage():
+    obs, vals, X, idx = low_rank_problem(shape=(20, 21, 22), fraction=0.3, seed=4)
+    perm = torch.randperm(obs.nnz, generator=torch.Generator().manual_seed(0))
+    from mltk_plugins.tensor.structured import Observed
+
+    tr, va = perm[: int(0.9 * len(perm))], perm[int(0.9 * len(perm)) :]
+    o_tr, o_va = (
+        Observed.from_indices(idx[tr], obs.shape),
+        Observed.from_indices(idx[va], obs.shape),
+    )
+    o = NortOptions(penalty="lsp", max_rank=(8, 8, 8), max_iter=300, tol=1e-6)
+    res = fit_path(o_tr, vals[tr], o, val=(o_va, vals[va]), steps=10, stage_iters=30)
+    v = [s.val_rmse for s in res.stages]
+    assert res.stages[-1].val_rmse == pytest.approx(min(v), rel=0.05)
+    assert res.stages[-1].val_rmse < v[0]
+    assert rmse(res.factors.low().at(o_va), vals[va]) < 0.1
