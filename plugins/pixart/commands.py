@@ -76,15 +76,23 @@ def run_train(rt, *, preset, config_file, overrides, init, data, out, resume) ->
         run = RunDir.create("pixart", out=out)
     if init is not None and not Path(init).is_dir():
         raise DataError(f"--init {init} does not exist")
+    pretrained = None
+    if init is not None and (Path(init) / "model_index.json").is_file():
+        cfg, pretrained = _from_diffusers_folder(cfg, Path(init))
+        init = None
     if data is None:
+        if cfg.image_size != 32:
+            raise UsageError(
+                f"the embedded world is 32x32 but this model trains at {cfg.image_size}px; pass --data FOLDER"
+            )
         dataset = world_dataset(cfg.dataset_size, cfg.world_seed)
     else:
         dataset = folder_dataset(Path(data), cfg.image_size, warn=rt.out.warn)
     text_components = None
-    if data is not None or cfg.autoencoder == "sd":
+    if pretrained is None and (data is not None or cfg.autoencoder == "sd"):
         text_components = _text_components_for(cfg, init)
     summary = run_training(cfg, dataset, run=run, rt=rt, init=init, resume=resume is not None,
-                           text_components=text_components)  # fmt: skip
+                           text_components=text_components, pretrained=pretrained)  # fmt: skip
     from mltk.output import Table
 
     summary.pop("history", None)
@@ -92,6 +100,39 @@ def run_train(rt, *, preset, config_file, overrides, init, data, out, resume) ->
     rows += [[f"cache.{k}", v] for k, v in summary["cache"].items()]
     rt.out.result(summary, table=Table(f"pixart train ({cfg.stage})", ["", "value"], rows))
     return summary
+
+
+def _from_diffusers_folder(cfg: PixArtConfig, folder: Path):
+    """Fine-tuning a diffusers PixArt folder: the model's own sizes replace the preset's."""
+    from dataclasses import replace
+
+    from .pipeline_io import load_pipeline
+    from .training import quiet_libraries
+
+    if cfg.stage == "pixel":
+        raise UsageError(
+            "--stage pixel trains a class-conditional model from scratch; a PixArt folder cannot seed it"
+        )
+    quiet_libraries()
+    b = load_pipeline(folder)
+    tc = b.transformer.config
+    cfg = replace(
+        cfg,
+        image_size=int(tc.sample_size) * b.vae_factor,
+        patch_size=int(tc.patch_size),
+        num_layers=int(tc.num_layers),
+        num_heads=int(tc.num_attention_heads),
+        head_dim=int(tc.attention_head_dim),
+        learn_sigma=int(tc.out_channels) == 2 * int(tc.in_channels),
+        micro_conditions=bool(b.transformer.use_additional_conditions),
+        autoencoder="identity"
+        if b.vae_factor == 1 and not hasattr(b.autoencoder, "config")
+        else "sd",
+        text_dim=int(b.text_encoder.config.d_model),
+        max_length=b.max_length,
+        prediction=b.prediction,
+    )
+    return cfg, b
 
 
 def _text_components_for(cfg: PixArtConfig, init: Path | None):

@@ -175,12 +175,15 @@ def run_training(
     text_components=None,
     probe=None,
     probe_every: int = 0,
+    pretrained=None,
 ) -> dict:
     """Train one stage; returns a summary (also written to the run folder).
 
     ``probe(bundle) -> dict``, when given, is called every ``probe_every`` steps with the EMA
     weights as a generation bundle; its numbers are logged with the step (benchmarks use it to
-    measure prompt alignment during training).
+    measure prompt alignment during training). ``pretrained`` (a loaded diffusers PixArt folder,
+    see :func:`.pipeline_io.load_pipeline`) fine-tunes that checkpoint with its own text encoder,
+    tokenizer and VAE.
     """
     from mltk.checkpoint import load_training_state
 
@@ -192,9 +195,16 @@ def run_training(
         out.log(f"aesthetic stage: {len(data)} high-quality images")
     if len(data) < 2:
         raise DataError(f"training needs at least 2 images; {data.name} has {len(data)}")
-    model, kind = build_for_stage(cfg, init, rt.seed, out.log)
-    tok, enc = text_components or world_text_components(cfg)
-    autoencoder = M.build_autoencoder(cfg)
+    if pretrained is not None:
+        model, kind = pretrained.transformer.float().train().requires_grad_(True), "pixart"
+        tok, enc = pretrained.tokenizer, pretrained.text_encoder
+        autoencoder = pretrained.autoencoder
+        if hasattr(autoencoder, "float"):
+            autoencoder = autoencoder.float()
+    else:
+        model, kind = build_for_stage(cfg, init, rt.seed, out.log)
+        tok, enc = text_components or world_text_components(cfg)
+        autoencoder = M.build_autoencoder(cfg)
     diffusion = Diffusion(prediction=cfg.prediction)
 
     # Cached features: latents of every image; T5 features of every distinct caption.
@@ -300,7 +310,7 @@ def run_training(
             "kind": kind,
             "config": _cfg_dict(cfg),
             "data": data.name,
-            "init": str(init) if init else None,
+            "init": str(init) if init else (pretrained.info.get("folder") if pretrained else None),
             "seed": rt.seed,
         }
     )

@@ -167,3 +167,57 @@ def test_resolution_not_divisible_by_patch_is_a_usage_error(capsys, trained):
 def test_bad_options_exit_with_a_clear_sentence(capsys, args, code, needle):
     got, _, err = mltk(capsys, "pixart", *args, "--device", "cpu")
     assert got == code and needle in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_train_under_torchrun_ddp_on_cpu(trained, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, OMP_NUM_THREADS="1", MLTK_LOAD_PLUGINS="pixart")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "mltk", "pixart", "train",
+           "--config", str(trained / "micro.toml"), "--out", str(tmp_path / "ddp"), "--device", "cpu", "--json"]  # fmt: skip
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert len(results) == 1 and results[0]["steps"] == 4  # only rank 0 prints
+    assert (tmp_path / "ddp" / "pipeline" / "model_index.json").is_file()
+
+
+def test_fine_tune_a_diffusers_folder_on_an_image_folder(capsys, trained, tmp_path):
+    import torch
+    from diffusers import DPMSolverMultistepScheduler, PixArtAlphaPipeline
+    from mltk_plugins.pixart import model as M
+    from mltk_plugins.pixart.config import preset
+    from mltk_plugins.pixart.objective import scheduler_config
+    from mltk_plugins.pixart.training import world_text_components
+
+    cfg = preset("tiny-vae", num_layers=1, num_heads=2, head_dim=16, text_dim=32, text_layers=1, text_heads=2,
+                 text_ff=64, prediction="eps")  # fmt: skip
+    tok, enc = world_text_components(cfg)
+    pipe = PixArtAlphaPipeline(tokenizer=tok, text_encoder=enc, vae=M.build_autoencoder(cfg),
+                               transformer=M.build_pixart(cfg),
+                               scheduler=DPMSolverMultistepScheduler(**scheduler_config("eps")))  # fmt: skip
+    pipe.save_pretrained(str(tmp_path / "pixart-folder"))
+    rng = np.random.default_rng(0)
+    (tmp_path / "imgs").mkdir()
+    for i in range(8):
+        Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(
+            tmp_path / "imgs" / f"{i}.png"
+        )
+    code, out, err = mltk(capsys, "pixart", "train", "--init", str(tmp_path / "pixart-folder"), "--data",
+                          str(tmp_path / "imgs"), "--steps", "2", "--batch-size", "4", "--log-every", "1",
+                          "--out", str(tmp_path / "ft"), "--device", "cpu", "--json")  # fmt: skip
+    assert code == 0, err
+    assert json.loads(out)["steps"] == 2
+    from safetensors.torch import load_file
+
+    a = load_file(
+        str(tmp_path / "pixart-folder" / "transformer" / "diffusion_pytorch_model.safetensors")
+    )
+    b = load_file(
+        str(tmp_path / "ft" / "pipeline" / "transformer" / "diffusion_pytorch_model.safetensors")
+    )
+    assert a.keys() == b.keys() and any(not torch.equal(a[k], b[k]) for k in a)
+    assert (tmp_path / "ft" / "pipeline" / "vae").is_dir()
