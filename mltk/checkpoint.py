@@ -93,7 +93,10 @@ def save_checkpoint(
         if isinstance(value, np.ndarray):
             value = torch.from_numpy(np.ascontiguousarray(value))
         clean[name] = value.detach().cpu().contiguous().clone()
-    payload = {"format_version": FORMAT_VERSION, "versions": _versions(), **meta}
+    from mltk.output import _jsonable
+
+    # NaN and infinities (a diverged loss, say) are stored as null: strict JSON everywhere.
+    payload = _jsonable({"format_version": FORMAT_VERSION, "versions": _versions(), **meta})
     text = json.dumps(payload, indent=2, allow_nan=False)
     with atomic.build_dir(directory) as tmp:
         save_file(clean, str(tmp / TENSORS_FILE))
