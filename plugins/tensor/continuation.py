@@ -82,7 +82,7 @@ def fit_path(
     steps: int = 12,
     ratio: float = 0.7,
     stage_iters: int = 40,
-    patience: int = 2,
+    patience: int = 3,
     monitor: Callable[[Factors], float] | None = None,
     log: Callable[[str], None] | None = None,
     seed: int = 0,
@@ -121,8 +121,12 @@ def fit_path(
     for i, thr in enumerate(thresholds):
         th = theta_for(opts.penalty, thr, lam_max, theta)
         last = (not search) and i == len(thresholds) - 1
-        o = replace(opts, theta=th, max_iter=opts.max_iter if last else stage_iters,
-                    tol=opts.tol if last else 10 * opts.tol)
+        o = replace(
+            opts,
+            theta=th,
+            max_iter=opts.max_iter if last else stage_iters,
+            tol=opts.tol if last else 10 * opts.tol,
+        )
         solver = NORT(obs, values, [thr / D] * D, o, generator=gen)
         n_before = len(hist.objective)
         X, hist = solver.run(init=X, monitor=monitor, history=hist, t0=clock)
@@ -135,14 +139,13 @@ def fit_path(
                 f"lambda {thr / D:.4g} (threshold {thr:.4g}): {len(hist.objective) - n_before} iterations, ranks {X.ranks}{vtxt}"
             )
         if search:
-            if v < best[0] * (1 - 1e-3):
+            if v < best[0]:
                 best, rises = (v, X, thr, th), 0
-            elif v < best[0]:
-                best = (v, X, thr, th)
-                rises += 1
             else:
                 rises += 1
-                if rises >= patience:
+                if (
+                    rises >= patience and i + 1 >= steps // 2
+                ):  # early stages are too coarse to judge
                     break
     if search:
         _, X, thr, th = best
