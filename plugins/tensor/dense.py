@@ -47,8 +47,9 @@ def dense_proximal_average(
     p: float = 0.5,
     monitor: Callable[[torch.Tensor], float] | None = None,
     time_limit: float | None = None,
+    init: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, History]:
-    """Dense proximal average; returns the completed dense tensor and its history."""
+    """Dense proximal average (from ``init``, else zero); returns the dense result and history."""
     shape = tuple(shape)
     D = len(shape)
     Lam = float(sum(lam))
@@ -77,7 +78,7 @@ def dense_proximal_average(
     def loss(X):
         return 0.5 * float(((X - Obs)[mask] ** 2).sum())
 
-    X1 = torch.zeros(shape, dtype=values.dtype, device=values.device)
+    X1 = torch.zeros(shape, dtype=values.dtype, device=values.device) if init is None else init.clone()
     empty = (values.new_zeros(shape[0], 0), values.new_zeros(1, 0), values.new_zeros(0))
     X0, c1 = X1, [empty] * D
     c0 = c1
