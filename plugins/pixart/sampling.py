@@ -33,11 +33,12 @@ def make_scheduler(sampler: str, scheduler_config: dict):
 def encode_prompts(bundle: Bundle, prompts: list[str], negative: str, device) -> dict:
     """T5 features of prompts and the negative prompt, on ``device`` in the transformer's dtype."""
     enc = bundle.text_encoder
+    where = next(enc.parameters()).device
     cond, cmask = encode(
-        bundle.tokenizer, enc, prompts, bundle.max_length, device=next(enc.parameters()).device
+        bundle.tokenizer, enc, prompts, bundle.max_length, device=where, to_cpu=False
     )
     unc, umask = encode(
-        bundle.tokenizer, enc, [negative], bundle.max_length, device=next(enc.parameters()).device
+        bundle.tokenizer, enc, [negative], bundle.max_length, device=where, to_cpu=False
     )
     dtype = bundle.transformer.dtype
     return {

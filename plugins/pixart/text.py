@@ -86,9 +86,16 @@ def load_text_encoder(folder: Path, dtype: torch.dtype, device="cpu"):
 
 @torch.no_grad()
 def encode(
-    tokenizer, encoder, prompts: list[str], max_length: int, device="cpu", batch_size: int = 256
+    tokenizer,
+    encoder,
+    prompts: list[str],
+    max_length: int,
+    device="cpu",
+    batch_size: int = 256,
+    to_cpu: bool = True,
 ):
-    """T5 features of ``prompts``: (N, L, C) float32 on CPU and the (N, L) attention mask.
+    """T5 features of ``prompts``: (N, L, C) and the (N, L) attention mask; float32 on the CPU
+    (for caching), or with ``to_cpu=False`` left on ``device`` in the encoder's dtype.
 
     Padded to ``max_length`` exactly as diffusers' PixArtAlphaPipeline does, so embeddings
     made here and by the pipeline are interchangeable.
@@ -106,6 +113,6 @@ def encode(
         )
         mask = enc.attention_mask.to(device)
         out = encoder(enc.input_ids.to(device), attention_mask=mask)[0]
-        feats.append(out.float().cpu())
-        masks.append(enc.attention_mask)
+        feats.append(out.float().cpu() if to_cpu else out)
+        masks.append(enc.attention_mask if to_cpu else mask)
     return torch.cat(feats), torch.cat(masks)

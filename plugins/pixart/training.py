@@ -28,7 +28,7 @@ from mltk.errors import DataError, UsageError
 from . import model as M
 from . import text as T
 from . import world as W
-from .config import STAGES, PixArtConfig
+from .config import STAGE_OVERRIDES, STAGES, PixArtConfig
 from .data import CaptionedImages, FeatureStore, caption_table, choose_captions, module_fingerprint
 from .objective import Diffusion, scheduler_config
 
@@ -226,7 +226,7 @@ def run_training(
     if cfg.gradient_checkpointing:
         model.enable_gradient_checkpointing()
     ema = EMA(model, cfg.ema_decay)
-    lr = cfg.lr * (0.2 if cfg.stage == "aesthetic" else 1.0)
+    lr = cfg.lr * STAGE_OVERRIDES.get(cfg.stage, {}).get("lr_scale", 1.0)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg.warmup))
     start = 0
