@@ -1,0 +1,148 @@
+"""TimeDiff against the baselines on ETTh1 and ETTh2, multivariate, horizon 168.
+
+Protocol: 12/4/4-month split, scaler fitted on the training rows, stride-1 windows, every test
+window scored; MSE/MAE on the normalised scale averaged over channels. The lookback of TimeDiff
+and of its AR-init model is chosen on the validation split (AR-init validation MSE over
+96/168/336/504/720); the closed-form linear map chooses its own lookback the same way; DLinear
+uses TimeDiff's lookback. Every model is scored on exactly the same test windows.
+
+TimeDiff runs the `small` preset on the CPU with the budget below (one thread), 3 seeds; the
+ablations (--no-future-mixup, --no-ar-init) run one seed each.
+
+    OMP_NUM_THREADS=1 nice python benchmarks/timediff/run_benchmark.py --datasets etth1
+    OMP_NUM_THREADS=1 nice python benchmarks/timediff/run_benchmark.py --datasets etth2
+    python benchmarks/timediff/run_benchmark.py --report      # the markdown table from the JSON
+
+Each dataset writes benchmarks/timediff/results_<dataset>.json; --report prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from mltk_plugins.timediff import commands, data, metrics, training
+from mltk_plugins.timediff.config import preset
+
+HERE = Path(__file__).resolve().parent
+# the CPU budget of every TimeDiff run (on top of the `small` preset)
+BUDGET = {"epochs": 6, "patience": 2, "max_train_windows": 2048, "val_windows": 256}
+
+
+def run_dataset(name: str, seeds: int, dlinear_seeds: int, budget: dict) -> dict:
+    prepared = data.prepare(data.load_embedded(name))
+    cfg0 = dataclasses.replace(preset("small"), lookback=0, **budget)
+    cfg = commands.choose_lookback(prepared, cfg0, print)
+    x, y = prepared.windows("test", cfg.lookback, cfg.horizon)
+    rows = []
+
+    def timediff(label: str, c, seed: int) -> dict:
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        t0 = time.perf_counter()
+        res = training.train_model(c, prepared, seed=seed, log=print)
+        t1 = time.perf_counter()
+        s = training.forecast_windows(res.model, x, n_samples=c.samples, seed=seed)
+        t2 = time.perf_counter()
+        r = {
+            "model": label,
+            "seed": seed,
+            "mse": metrics.mse(s.mean(0), y),
+            "mae": metrics.mae(s.mean(0), y),
+            "crps": metrics.crps_samples(s, y),
+            "best_epoch": res.best_epoch,
+            "train_s": t1 - t0,
+            "sample_s": t2 - t1,
+        }
+        print(json.dumps(r), flush=True)
+        return r
+
+    t0 = time.perf_counter()
+    base_rows = []
+    for r in commands.baseline_rows(prepared, cfg, x, y, dlinear_seeds=dlinear_seeds, log=print):
+        base_rows.append({**r, "runs": dlinear_seeds if r["model"] == "DLinear" else 1})
+        print(json.dumps(base_rows[-1]), flush=True)
+    baseline_s = time.perf_counter() - t0
+    runs = [timediff("TimeDiff", cfg, seed) for seed in range(seeds)]
+    rows.append(_aggregate("TimeDiff (small)", runs))
+    for label, change in (
+        ("TimeDiff --no-future-mixup", {"future_mixup": False}),
+        ("TimeDiff --no-ar-init", {"ar_init": False}),
+    ):
+        rows.append(_aggregate(label, [timediff(label, dataclasses.replace(cfg, **change), 0)]))
+    rows += base_rows
+    return {
+        "dataset": name,
+        "horizon": cfg.horizon,
+        "lookback": cfg.lookback,
+        "test_windows": len(x),
+        "budget": budget,
+        "config": dataclasses.asdict(cfg),
+        "rows": rows,
+        "timediff_runs": runs,
+        "baseline_seconds": baseline_s,
+        "machine": f"{platform.machine()} CPU, torch threads {torch.get_num_threads()}, shared",
+    }
+
+
+def _aggregate(label: str, runs: list[dict]) -> dict:
+    mses = [r["mse"] for r in runs]
+    return {
+        "model": label,
+        "mse": float(np.mean(mses)),
+        "mse_std": float(np.std(mses)),
+        "mae": float(np.mean([r["mae"] for r in runs])),
+        "crps": float(np.mean([r["crps"] for r in runs])),
+        "runs": len(runs),
+        "seconds_per_run": float(np.mean([r["train_s"] + r["sample_s"] for r in runs])),
+        "note": f"best epochs {[r['best_epoch'] for r in runs]}",
+    }
+
+
+def report() -> str:
+    results = [json.loads(p.read_text()) for p in sorted(HERE.glob("results_*.json"))]
+    lines = []
+    for res in results:
+        lines.append(
+            f"\n**{res['dataset'].upper()}**, horizon {res['horizon']}, lookback {res['lookback']} "
+            f"(chosen on validation), {res['test_windows']} test windows\n"
+        )
+        lines.append("| model | runs | MSE (mean ± std) | MAE | CRPS | CPU s / run |")
+        lines.append("| --- | --- | --- | --- | --- | --- |")
+        for r in res["rows"]:
+            std = f" ± {r['mse_std']:.4f}" if r.get("runs", 1) > 1 else ""
+            secs = f"{r['seconds_per_run']:.0f}" if "seconds_per_run" in r else "-"
+            lines.append(
+                f"| {r['model']} | {r.get('runs', 1)} | {r['mse']:.4f}{std} | {r['mae']:.4f} | "
+                f"{r['crps']:.4f} | {secs} |"
+            )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--datasets", default="etth1,etth2")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--dlinear-seeds", type=int, default=3)
+    ap.add_argument("--report", action="store_true", help="print the table from the JSON files")
+    args = ap.parse_args()
+    if args.report:
+        print(report())
+        return
+    torch.set_num_threads(1)
+    for name in args.datasets.split(","):
+        t0 = time.perf_counter()
+        res = run_dataset(name, args.seeds, args.dlinear_seeds, BUDGET)
+        res["wall_seconds"] = time.perf_counter() - t0
+        (HERE / f"results_{name}.json").write_text(json.dumps(res, indent=2))
+    print(report())
+
+
+if __name__ == "__main__":
+    main()

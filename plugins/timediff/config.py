@@ -1,0 +1,97 @@
+"""The one configuration of TimeDiff, and its presets (`tiny`, `small`, `paper`).
+
+Every command-line option of `mltk timediff train` maps onto one field here; a `--config`
+TOML file uses the same names. Defaults follow the paper (Shen & Kwok, ICML 2023, Sec. 4 and
+App. B) where it states them: K = 100 diffusion steps, linear betas from 1e-4 to 0.1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+
+@dataclass
+class TimeDiffConfig:
+    # data
+    lookback: int = 336  # L: history length fed to the model (0 = choose on validation)
+    horizon: int = 168  # H: forecast length
+    lookback_candidates: tuple[int, ...] = (96, 168, 336, 504, 720)  # tried when lookback == 0
+    instance_norm: str = "mean"  # per-window normalisation: none | mean | meanstd (RevIN-style)
+    channel_independent: bool = False  # True: one univariate model shared by all channels
+    # condition (Sec. 3.2): future mixup and autoregressive initialisation
+    future_mixup: bool = True
+    ar_init: bool = True
+    ar_ridge: float = 1e3  # L2 penalty of the closed-form AR-init fit (on the normal equations)
+    mixup_conv: bool = False  # F = linear map plus a small conv net (else linear only)
+    # denoiser (Sec. 3.3)
+    hidden: int = 32  # channels of the projection / encoder / decoder convolutions
+    step_dim: int = 64  # width of the diffusion-step embedding
+    encoder_layers: int = 2
+    decoder_layers: int = 2
+    kernel: int = 3
+    dropout: float = 0.0
+    residual: str = "mix"  # the denoiser predicts x0 as residual on: mix | ar | none
+    # diffusion (Sec. 3.1)
+    steps: int = 100  # K
+    beta_start: float = 1e-4
+    beta_end: float = 0.1
+    schedule: str = "linear"  # linear | cosine
+    # sampling
+    sampler: str = "ddim"  # ddpm (ancestral, all K steps) | ddim
+    sample_steps: int = 10  # DDIM steps
+    ddim_eta: float = 1.0  # 0: deterministic DDIM, 1: DDPM-like stochastic steps
+    samples: int = 8  # forecasts drawn per window; the point forecast is their mean
+    # optimisation
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    patience: int = 3  # early stopping: epochs without validation improvement
+    early_stop_on: str = "mse"  # mse: forecast MSE on validation windows (epoch 0 counts) | loss
+    val_windows: int = 256  # validation windows scored per epoch (evenly spaced)
+    max_train_windows: int = 0  # 0 = all; else a random subset per epoch (CPU budgets)
+    num_workers: int = 0
+
+
+PRESETS: dict[str, TimeDiffConfig] = {
+    # seconds on a laptop: for tests and the example
+    "tiny": TimeDiffConfig(
+        lookback=48,
+        horizon=24,
+        hidden=8,
+        step_dim=16,
+        encoder_layers=1,
+        decoder_layers=1,
+        steps=20,
+        sample_steps=5,
+        samples=4,
+        epochs=1,
+        batch_size=32,
+        max_train_windows=256,
+        val_windows=32,
+        early_stop_on="loss",  # one epoch: keep the trained denoiser
+    ),
+    # minutes on 1-2 CPU cores: the benchmark preset
+    "small": TimeDiffConfig(),
+    # the paper's width for GPU users
+    "paper": TimeDiffConfig(
+        hidden=256,
+        step_dim=128,
+        encoder_layers=3,
+        decoder_layers=3,
+        samples=32,
+        sample_steps=20,
+        epochs=20,
+        batch_size=64,
+        patience=5,
+    ),
+}
+
+
+def preset(name: str) -> TimeDiffConfig:
+    """A fresh copy of the named preset."""
+    from mltk.errors import UsageError
+
+    if name not in PRESETS:
+        raise UsageError(f"--preset {name!r} is not known; choose one of {', '.join(PRESETS)}")
+    return replace(PRESETS[name])

@@ -1,0 +1,227 @@
+"""Training TimeDiff and drawing forecasts over a split.
+
+Training fits the AR-init map in closed form on the training windows first, then trains the
+future-mixup map F and the denoiser with Adam on the x0 loss, with early stopping on the
+validation loss (same k and noise for every epoch, so epochs compare). Each epoch writes a
+resumable training state; the best weights are kept alongside.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .ar_init import fit_linear_map
+from .config import TimeDiffConfig
+from .data import Prepared, gather
+from .model import TimeDiff
+
+
+def normalise_windows(x: np.ndarray, y: np.ndarray | None, mode: str):
+    """The numpy twin of `model.instance_stats`, for the closed-form fits."""
+    if mode == "none":
+        return x, y
+    mean = x.mean(axis=1, keepdims=True)
+    std = np.sqrt(x.var(axis=1, keepdims=True) + 1e-5) if mode == "meanstd" else 1.0
+    return (x - mean) / std, (None if y is None else (y - mean) / std)
+
+
+def fit_ar(prepared: Prepared, cfg: TimeDiffConfig) -> tuple[np.ndarray, np.ndarray]:
+    """AR-init weights (L, H) and bias (H,) on the instance-normalised training windows."""
+    x, y = prepared.windows("train", cfg.lookback, cfg.horizon)
+    xn, yn = normalise_windows(x, y, cfg.instance_norm)
+    return fit_linear_map(xn, yn, ridge=cfg.ar_ridge)
+
+
+def build_model(cfg: TimeDiffConfig, channels: int, ar_fit=None) -> TimeDiff:
+    model = TimeDiff(cfg, channels)
+    if ar_fit is not None:
+        weight, bias = ar_fit
+        if model.ar is not None:
+            model.ar.load_fit(weight, bias)
+            # F starts where the AR fit is; it is then trained by the diffusion loss
+            model.mixup.init_from(torch.as_tensor(weight).float(), torch.as_tensor(bias).float())
+    return model
+
+
+@dataclass
+class TrainResult:
+    model: TimeDiff
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int = 0
+    best_val: float = math.inf
+    seconds: float = 0.0
+    stopped_early: bool = False
+
+
+def _batches(n: int, size: int, rng: np.random.Generator | None):
+    order = np.arange(n) if rng is None else rng.permutation(n)
+    for i in range(0, n, size):
+        yield order[i : i + size]
+
+
+def _val_starts(prepared: Prepared, cfg, max_windows: int) -> np.ndarray:
+    starts = prepared.splits.forecast_starts("val", cfg.lookback, cfg.horizon)
+    if len(starts) > max_windows:  # an evenly spaced subset, the same every epoch
+        starts = starts[np.linspace(0, len(starts) - 1, max_windows).astype(int)]
+    return starts
+
+
+@torch.no_grad()
+def validation_mse(model: TimeDiff, prepared: Prepared, cfg, device) -> float:
+    """MSE of the point forecast (mean of cfg.samples samples) on a fixed subset of val windows."""
+    x, y = gather(
+        prepared.z, _val_starts(prepared, cfg, cfg.val_windows), cfg.lookback, cfg.horizon
+    )
+    samples = forecast_windows(model, x, n_samples=cfg.samples, device=device, seed=4321)
+    return float(np.mean((samples.mean(0) - y) ** 2))
+
+
+@torch.no_grad()
+def validation_loss(model: TimeDiff, prepared: Prepared, cfg, device, max_windows=2048) -> float:
+    """The diffusion loss on validation windows with the same k and noise every epoch."""
+    starts = _val_starts(prepared, cfg, max_windows)
+    gen = torch.Generator().manual_seed(1234)
+    model.eval()
+    total, count = 0.0, 0
+    for idx in _batches(len(starts), 512, None):
+        x, y = gather(prepared.z, starts[idx], cfg.lookback, cfg.horizon)
+        x = torch.from_numpy(x).to(device)
+        y = torch.from_numpy(y).to(device)
+        total += float(model.loss(x, y, generator=gen)) * len(idx)
+        count += len(idx)
+    return total / count
+
+
+def train_model(
+    cfg: TimeDiffConfig,
+    prepared: Prepared,
+    *,
+    device="cpu",
+    seed: int = 0,
+    log=None,
+    progress=None,
+    checkpoint=None,
+    resume_state: dict | None = None,
+    ar_fit=None,
+) -> TrainResult:
+    """Train; `checkpoint(model, optimizer, epoch, state)` is called after every epoch.
+
+    `resume_state` (from a checkpoint) holds the model/optimizer already loaded by the caller via
+    the keys "model", "optimizer", "epoch", "best_val", "best_epoch", "bad_epochs", "history",
+    "best_state".
+    """
+    log = log or (lambda msg: None)
+    t0 = time.perf_counter()
+    if resume_state is not None:
+        model = resume_state["model"]
+        opt = resume_state["optimizer"]
+    else:
+        if ar_fit is None and cfg.ar_init:
+            ar_fit = fit_ar(prepared, cfg)
+        model = build_model(cfg, prepared.series.n_channels, ar_fit)
+        model.to(device)
+        opt = torch.optim.Adam(
+            [p for p in model.parameters() if p.requires_grad],
+            lr=cfg.lr,
+            weight_decay=cfg.weight_decay,
+        )
+    state = resume_state or {}
+    start_epoch = int(state.get("epoch", 0))
+    best_val = float(state.get("best_val", math.inf))
+    best_epoch = int(state.get("best_epoch", 0))
+    bad = int(state.get("bad_epochs", 0))
+    history = list(state.get("history", []))
+    best_state = state.get("best_state") or copy.deepcopy(model.state_dict())
+    rng = np.random.default_rng(seed + 7919 * start_epoch)
+    starts_all = prepared.splits.forecast_starts("train", cfg.lookback, cfg.horizon)
+    result = TrainResult(model, history, best_epoch, best_val)
+    by_mse = cfg.early_stop_on == "mse"
+    if by_mse and start_epoch == 0:
+        # epoch 0 is the untrained denoiser: x0 = z_mix = F(x), i.e. the AR-init forecast
+        best_val = validation_mse(model, prepared, cfg, device)
+        history.append({"epoch": 0, "val_mse": best_val})
+        log(f"epoch 0: validation MSE {best_val:.4f}")
+    for epoch in range(start_epoch + 1, cfg.epochs + 1):
+        starts = starts_all
+        if cfg.max_train_windows and len(starts) > cfg.max_train_windows:
+            starts = rng.choice(starts_all, cfg.max_train_windows, replace=False)
+        model.train()
+        running, seen = 0.0, 0
+        for idx in _batches(len(starts), cfg.batch_size, rng):
+            x, y = gather(prepared.z, starts[idx], cfg.lookback, cfg.horizon)
+            x = torch.from_numpy(x).to(device)
+            y = torch.from_numpy(y).to(device)
+            loss = model.loss(x, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            running += float(loss.detach()) * len(idx)
+            seen += len(idx)
+            if progress is not None:
+                progress(len(idx), float(loss.detach()))
+        val_loss = validation_loss(model, prepared, cfg, device)
+        row = {"epoch": epoch, "train_loss": running / max(seen, 1), "val_loss": val_loss}
+        if by_mse:
+            row["val_mse"] = validation_mse(model, prepared, cfg, device)
+        val = row["val_mse"] if by_mse else val_loss
+        history.append(row)
+        log(
+            f"epoch {epoch}: train loss {row['train_loss']:.4f}, validation loss {val_loss:.4f}"
+            + (f", validation MSE {row['val_mse']:.4f}" if by_mse else "")
+        )
+        if val < best_val - 1e-6:
+            best_val, best_epoch, bad = val, epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            bad += 1
+        stop = bad >= cfg.patience
+        if checkpoint is not None:
+            checkpoint(
+                model,
+                opt,
+                epoch,
+                {
+                    "best_val": best_val,
+                    "best_epoch": best_epoch,
+                    "bad_epochs": bad,
+                    "history": history,
+                },
+                best_state,
+            )
+        if stop:
+            result.stopped_early = True
+            log(f"early stop: no validation improvement for {cfg.patience} epochs")
+            break
+    model.load_state_dict(best_state)
+    result.history, result.best_epoch, result.best_val = history, best_epoch, best_val
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+@torch.no_grad()
+def forecast_windows(
+    model: TimeDiff,
+    x: np.ndarray,
+    *,
+    n_samples: int,
+    device="cpu",
+    seed: int = 0,
+    batch: int = 256,
+    sampler: str | None = None,
+    sample_steps: int | None = None,
+) -> np.ndarray:
+    """Samples (S, N, H, C) for lookbacks x (N, L, C); one CPU generator seeded once."""
+    model.eval()
+    gen = torch.Generator().manual_seed(seed)
+    outs = []
+    for i in range(0, len(x), batch):
+        xb = torch.from_numpy(np.ascontiguousarray(x[i : i + batch])).to(device)
+        ys = model.sample(xb, n_samples, sampler=sampler, sample_steps=sample_steps, generator=gen)
+        outs.append(ys.float().cpu().numpy())
+    return np.concatenate(outs, axis=1)
