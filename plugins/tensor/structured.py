@@ -88,7 +88,8 @@ class LowRankSum:
             rows, cols = obs.rows(d), obs.cols[d]
             for a in range(0, obs.nnz, CHUNK):
                 b = min(a + CHUNK, obs.nnz)
-                out[a:b] += (self.W[d][rows[a:b]] * self.V[d][cols[a:b]]).sum(1)
+                w = self.W[d].index_select(0, rows[a:b])  # index_select: much faster than fancy indexing
+                out[a:b] += (w * self.V[d].index_select(0, cols[a:b])).sum(1)
         return out
 
     def dense(self) -> torch.Tensor:
@@ -132,7 +133,7 @@ class SparsePlusLowRank:
         rows, cols, s = self.obs.rows(d), self.obs.cols[d], self.sparse
         for a in range(0, self.obs.nnz, CHUNK):
             b = min(a + CHUNK, self.obs.nnz)
-            out.index_add_(0, rows[a:b], s[a:b, None] * R[cols[a:b]])
+            out.index_add_(0, rows[a:b], s[a:b, None] * R.index_select(0, cols[a:b]))
         for j in range(self.D):
             W, V = self.low.W[j], self.low.V[j]
             if W.shape[1] == 0:
@@ -162,7 +163,7 @@ class SparsePlusLowRank:
         rows, cols, s = self.obs.rows(d), self.obs.cols[d], self.sparse
         for a in range(0, self.obs.nnz, CHUNK):
             b = min(a + CHUNK, self.obs.nnz)
-            out.index_add_(0, cols[a:b], s[a:b, None] * Lm[rows[a:b]])
+            out.index_add_(0, cols[a:b], s[a:b, None] * Lm.index_select(0, rows[a:b]))
         for j in range(self.D):
             W, V = self.low.W[j], self.low.V[j]
             if W.shape[1] == 0:
