@@ -78,7 +78,11 @@ def dense_proximal_average(
     def loss(X):
         return 0.5 * float(((X - Obs)[mask] ** 2).sum())
 
-    X1 = torch.zeros(shape, dtype=values.dtype, device=values.device) if init is None else init.clone()
+    X1 = (
+        torch.zeros(shape, dtype=values.dtype, device=values.device)
+        if init is None
+        else init.clone()
+    )
     empty = (values.new_zeros(shape[0], 0), values.new_zeros(1, 0), values.new_zeros(0))
     X0, c1 = X1, [empty] * D
     c0 = c1

@@ -208,8 +208,11 @@ def _run_fit(write_dense: bool, kw: dict) -> None:
 @app.command()
 @_with_fit_options
 def complete(**kw) -> None:
-    """Complete a tensor (train then predict): prints test RMSE; writes the completed tensor,
-    a before/after picture for images and the convergence curve. No arguments: astronaut, 20%."""
+    """Fill in the missing entries (fit, then write the completed tensor and pictures).
+
+    Prints the test RMSE; writes the completed tensor, a before/after picture for images and the
+    convergence curve. With no arguments: astronaut with 20% of its pixels observed.
+    """
     _run_fit(True, kw)
 
 

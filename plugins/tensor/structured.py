@@ -88,7 +88,9 @@ class LowRankSum:
             rows, cols = obs.rows(d), obs.cols[d]
             for a in range(0, obs.nnz, CHUNK):
                 b = min(a + CHUNK, obs.nnz)
-                w = self.W[d].index_select(0, rows[a:b])  # index_select: much faster than fancy indexing
+                w = self.W[d].index_select(
+                    0, rows[a:b]
+                )  # index_select: much faster than fancy indexing
                 out[a:b] += (w * self.V[d].index_select(0, cols[a:b])).sum(1)
         return out
 
