@@ -164,10 +164,10 @@ def _fit_dense(cfg, prob, obs, vals, val, test, lam, log, device, dtype):
     lam_max = max(sparse_spectral_norms(obs, vals, seed=0))
     from .continuation import theta_for
 
-    def run(lam_d, max_iter):
+    def run(lam_d, max_iter, init=None):
         if cfg.solver == "convex":
             return convex_admm(
-                prob.shape, obs.idx, vals, [lam_d] * D, max_iter=max_iter, tol=cfg.tol
+                prob.shape, obs.idx, vals, [lam_d] * D, max_iter=max_iter, tol=cfg.tol, init=init
             )
         th = theta_for(cfg.penalty, D * lam_d, lam_max, cfg.theta or None)
         return dense_proximal_average(
@@ -180,23 +180,33 @@ def _fit_dense(cfg, prob, obs, vals, val, test, lam, log, device, dtype):
             max_iter=max_iter,
             tol=cfg.tol,
             momentum=cfg.momentum,
+            init=init,
         )
 
     def at(X, o):
         return X[tuple(o.idx[:, d] for d in range(D))]
 
-    if lam is None:  # coarse validation grid on the same path, no warm start in the dense code
-        best = (math.inf, None)
-        for k in range(2, cfg.path_steps + 1, 3):
+    X = None
+    if lam is None:  # the same warm-started validation walk as NORT's, on the dense solver
+        best, rises = (math.inf, None, None), 0
+        for k in range(1, cfg.path_steps + 1):
             lam_d = lam_max * cfg.path_ratio**k / D
-            X, _ = run(lam_d, cfg.stage_iters)
+            X, _ = run(lam_d, 2 * cfg.stage_iters, init=X)
             v = rmse(at(X, val[0]), val[1])
             log(f"{cfg.solver}: lambda {lam_d:.4g}, validation RMSE {v:.4g}")
             if v < best[0]:
-                best = (v, lam_d)
-        lam = best[1]
-    X, hist = run(lam, cfg.max_iter)
-    th = theta_for(cfg.penalty, D * lam, lam_max, cfg.theta or None)
+                best, rises = (v, lam_d, X), 0
+            else:
+                rises += 1
+                if rises >= 3 and k >= cfg.path_steps // 2:
+                    break
+        _, lam, X = best
+    X, hist = run(lam, cfg.max_iter, init=X)
+    th = (
+        0.0
+        if cfg.solver == "convex"
+        else theta_for(cfg.penalty, D * lam, lam_max, cfg.theta or None)
+    )
     test_pred = at(X, test[0]) if test[1].numel() else None
     return {
         "dense": X,

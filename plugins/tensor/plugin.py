@@ -178,7 +178,7 @@ def _run_fit(write_dense: bool, kw: dict) -> None:
         "data": prob.name,
         "shape": list(prob.shape),
         "solver": cfg.solver,
-        "penalty": cfg.penalty,
+        "penalty": "nuclear" if cfg.solver == "convex" else cfg.penalty,
         "lambda": res["lam"],
         "theta": res["theta"],
         "test_rmse": test.get("rmse"),
