@@ -32,7 +32,14 @@ from mltk_plugins.timediff.config import preset
 
 HERE = Path(__file__).resolve().parent
 # the CPU budget of every TimeDiff run (on top of the `small` preset)
-BUDGET = {"epochs": 6, "patience": 2, "max_train_windows": 2048, "val_windows": 256}
+BUDGET = {
+    "epochs": 4,
+    "patience": 2,
+    "max_train_windows": 2048,
+    "val_windows": 128,
+    "samples": 8,
+    "sample_steps": 5,
+}
 
 
 def run_dataset(name: str, seeds: int, dlinear_seeds: int, budget: dict) -> dict:

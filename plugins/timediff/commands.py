@@ -503,7 +503,7 @@ def run_forecast(kw: dict, rt, fields: tuple[str, ...]) -> dict[str, Any]:
         "point_forecast": "mean of samples",
         "quantiles": quantiles,
         "columns": series.columns,
-        "first_date": None if dates is None else str(dates[0]),
+        "first_date": None if dates is None else _stamp(dates[0]),
         "csv": str(csv_path),
         "plot": str(png) if png.exists() else None,
         "forecast": {c: [float(v) for v in point[:, i]] for i, c in enumerate(series.columns)},
@@ -525,6 +525,10 @@ def _future_dates(series: data.Series, horizon: int):
     return np.array([last + step * (i + 1) for i in range(horizon)], dtype="datetime64[s]")
 
 
+def _stamp(date) -> str:
+    return str(np.datetime64(date, "s")).replace("T", " ")
+
+
 def _forecast_table(columns, dates, point, qvals, quantiles):
     header = ["step"] + (["date"] if dates is not None else [])
     for c in columns:
@@ -533,7 +537,7 @@ def _forecast_table(columns, dates, point, qvals, quantiles):
     for t in range(point.shape[0]):
         row = [str(t + 1)]
         if dates is not None:
-            row.append(str(np.datetime64(dates[t], "s")).replace("T", " "))
+            row.append(_stamp(dates[t]))
         for i in range(len(columns)):
             row += [f"{point[t, i]:.6g}"] + [f"{qvals[j, t, i]:.6g}" for j in range(len(quantiles))]
         rows.append(row)

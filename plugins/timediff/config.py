@@ -47,7 +47,7 @@ class TimeDiffConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     patience: int = 3  # early stopping: epochs without validation improvement
-    early_stop_on: str = "mse"  # mse: forecast MSE on validation windows (epoch 0 counts) | loss
+    early_stop_on: str = "mse"  # mse: forecast MSE on validation windows | loss: diffusion loss
     val_windows: int = 256  # validation windows scored per epoch (evenly spaced)
     max_train_windows: int = 0  # 0 = all; else a random subset per epoch (CPU budgets)
     num_workers: int = 0

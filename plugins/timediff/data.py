@@ -184,12 +184,17 @@ def fill_missing(values: np.ndarray) -> tuple[np.ndarray, int]:
 def infer_freq(dates: np.ndarray | None) -> str | None:
     if dates is None or len(dates) < 3:
         return None
+    import warnings
+
     import pandas as pd
 
     try:
-        return pd.infer_freq(pd.DatetimeIndex(dates[: min(len(dates), 500)]))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pandas 3 warns that it will return an offset
+            freq = pd.infer_freq(pd.DatetimeIndex(dates[: min(len(dates), 500)]))
     except (ValueError, TypeError):
         return None
+    return getattr(freq, "freqstr", freq)
 
 
 def season_length(series: Series) -> int:

@@ -143,10 +143,11 @@ def train_model(
     result = TrainResult(model, history, best_epoch, best_val)
     by_mse = cfg.early_stop_on == "mse"
     if by_mse and start_epoch == 0:
-        # epoch 0 is the untrained denoiser: x0 = z_mix = F(x), i.e. the AR-init forecast
-        best_val = validation_mse(model, prepared, cfg, device)
-        history.append({"epoch": 0, "val_mse": best_val})
-        log(f"epoch 0: validation MSE {best_val:.4f}")
+        # epoch 0, the untrained denoiser, forecasts x0 = z_mix = F(x): the AR-init forecast.
+        # Logged for reference, never selected: its samples have no spread.
+        ref = validation_mse(model, prepared, cfg, device)
+        history.append({"epoch": 0, "val_mse": ref})
+        log(f"epoch 0 (AR-init forecast): validation MSE {ref:.4f}")
     for epoch in range(start_epoch + 1, cfg.epochs + 1):
         starts = starts_all
         if cfg.max_train_windows and len(starts) > cfg.max_train_windows:

@@ -1,0 +1,146 @@
+"""`mltk timediff train | eval | forecast` end to end on a small CSV, and the error paths."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from .conftest import write_series
+
+TD = {"MLTK_LOAD_PLUGINS": "timediff"}
+TINY = ["--preset", "tiny", "--lookback", "24", "--horizon", "12", "--threads", "1"]
+
+
+@pytest.fixture
+def trained(cli, tmp_path):
+    data = write_series(tmp_path / "sines.csv")
+    run = tmp_path / "run"
+    r = cli("timediff", "train", "--data", str(data), *TINY, "--out", str(run), "--json", env=TD)
+    assert r.code == 0, r.stderr
+    return data, run, r.json()
+
+
+def test_train_writes_a_complete_run_folder(trained):
+    _, run, result = trained
+    assert result["schema_version"] == 1 and result["lookback"] == 24
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["plugin"] == "timediff" and cfg["data"]["target"] == ["ch0", "ch1"]
+    assert len(cfg["scaler"]["mean"]) == 2
+    assert (run / "checkpoint" / "tensors.safetensors").is_file() or any(
+        (run / "checkpoint").iterdir()
+    )
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    assert lines and "val_loss" in json.loads(lines[-1])
+
+
+def test_eval_reports_timediff_and_every_baseline_on_the_same_windows(cli, trained):
+    _, run, _ = trained
+    r = cli("timediff", "eval", "--run", str(run), "--dlinear-seeds", "1", "--json", env=TD)
+    assert r.code == 0, r.stderr
+    out = r.json()
+    names = [row["model"] for row in out["results"]]
+    assert names == [
+        "TimeDiff",
+        "seasonal naive",
+        "linear (closed form)",
+        "DLinear",
+        "AR-init alone",
+    ]
+    assert out["windows"] == 96 - 12 + 1  # 20% of 480 rows, stride 1, none dropped
+    assert all(row["mse"] > 0 and row["crps"] > 0 for row in out["results"])
+    # the sines are daily: seasonal naive with a 24-step season is close to the noise floor
+    seasonal = out["results"][1]
+    assert seasonal["note"] == "period 24" and seasonal["mse"] < 0.2
+
+
+def test_forecast_writes_csv_and_plot_in_original_units(cli, trained, tmp_path):
+    data, run, _ = trained
+    out = tmp_path / "fc"
+    r = cli("timediff", "forecast", "--run", str(run), "--out", str(out), "--json", env=TD)
+    assert r.code == 0, r.stderr
+    res = r.json()
+    assert res["first_date"].startswith("2020-01-21 00:00")  # the hour after the last row
+    rows = list(csv.DictReader(open(out / "forecast.csv")))
+    assert len(rows) == 12 and {"ch0", "ch0_q05", "ch0_q95", "ch1_q50"} <= set(rows[0])
+    assert all(float(r["ch0_q05"]) <= float(r["ch0_q95"]) for r in rows)
+    # channel 1 sits around 1 in original units (normalised data would sit around 0)
+    mean_ch1 = sum(float(r["ch1"]) for r in rows) / len(rows)
+    assert 0.3 < mean_ch1 < 1.7
+    assert (out / "forecast.png").stat().st_size > 1000
+
+
+def test_predict_is_an_alias_of_forecast(cli, trained, tmp_path):
+    _, run, _ = trained
+    r = cli(
+        "timediff", "predict", "--run", str(run), "--out", str(tmp_path / "p"), "--json", env=TD
+    )
+    assert r.code == 0 and r.json()["horizon"] == 12
+
+
+def test_resume_continues_after_the_last_epoch(cli, trained):
+    data, run, _ = trained
+    r = cli("timediff", "train", "--resume", str(run), "--epochs", "2", "--json", env=TD)
+    assert r.code == 0, r.stderr
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2]
+
+
+def test_a_checkpoint_trained_on_other_channels_is_a_data_error(cli, trained, tmp_path):
+    _, run, _ = trained
+    other = write_series(tmp_path / "three.csv", channels=3)
+    r = cli("timediff", "eval", "--run", str(run), "--data", str(other), env=TD)
+    assert r.code == 5
+    assert "trained on channels ch0, ch1" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_a_csv_without_numeric_columns_exits_5(cli, tmp_path):
+    bad = tmp_path / "words.csv"
+    bad.write_text("date,name\n2020-01-01,x\n2020-01-02,y\n")
+    r = cli("timediff", "train", "--data", str(bad), *TINY, env=TD)
+    assert r.code == 5 and "no numeric column" in r.stderr
+
+
+def test_a_horizon_longer_than_the_data_allows_exits_5(cli, series_csv):
+    r = cli(
+        "timediff",
+        "train",
+        "--data",
+        str(series_csv),
+        "--preset",
+        "tiny",
+        "--lookback",
+        "24",
+        "--horizon",
+        "300",
+        env=TD,
+    )
+    assert r.code == 5 and "--horizon 300" in r.stderr
+
+
+def test_a_missing_target_column_exits_2(cli, series_csv):
+    r = cli("timediff", "train", "--data", str(series_csv), *TINY, "--target", "nope", env=TD)
+    assert r.code == 2 and "--target 'nope'" in r.stderr
+
+
+def test_a_missing_run_folder_exits_5(cli, tmp_path):
+    r = cli("timediff", "eval", "--run", str(tmp_path / "nothing"), env=TD)
+    assert r.code == 5
+
+
+def test_help_imports_no_torch_or_pandas(cli):
+    r = cli.sub("timediff", "--help", env={**TD, "PYTHONWARNINGS": "ignore"})
+    assert r.code == 0 and "forecast" in r.stdout
+    code = (
+        "import sys; from mltk.cli import run; "
+        "rc = run(['timediff', 'train', '--help']); "
+        "print(sorted(m for m in ('torch', 'pandas') if m in sys.modules))"
+    )
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env={**cli.env, **TD}, capture_output=True, text=True
+    )
+    assert proc.stdout.strip().endswith("[]"), proc.stdout + proc.stderr

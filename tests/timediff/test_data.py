@@ -1,0 +1,96 @@
+"""CSV loading, the long-horizon splits, the scaler and the windows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from mltk_plugins.timediff import data
+
+from mltk.errors import DataError, UsageError
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLTK_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def test_date_column_is_detected_and_frequency_inferred(series_csv):
+    s = data.read_csv(series_csv)
+    assert s.columns == ["ch0", "ch1"]
+    assert s.values.shape == (480, 2)
+    assert s.freq is not None and s.freq.lower().endswith("h")
+    assert data.season_length(s) == 24
+
+
+def test_missing_values_are_forward_filled_and_counted(tmp_path):
+    path = tmp_path / "gaps.csv"
+    path.write_text("date,a,b\n2020-01-01,1,\n2020-01-02,,5\n2020-01-03,3,6\n2020-01-04,,7\n")
+    warnings = []
+    s = data.read_csv(path, warn=warnings.append)
+    np.testing.assert_allclose(s.values[:, 0], [1, 1, 3, 3])
+    np.testing.assert_allclose(s.values[:, 1], [5, 5, 6, 7])  # a leading gap is back filled
+    assert s.n_filled == 3
+    assert warnings and "3 missing values" in warnings[0]
+
+
+def test_a_csv_without_numeric_columns_is_a_data_error(tmp_path):
+    path = tmp_path / "words.csv"
+    path.write_text("date,name\n2020-01-01,x\n2020-01-02,y\n")
+    with pytest.raises(DataError, match="no numeric column"):
+        data.read_csv(path)
+
+
+def test_a_target_that_does_not_exist_is_a_usage_error(series_csv):
+    with pytest.raises(UsageError, match="--target 'nope'"):
+        data.read_csv(series_csv, target=["nope"])
+
+
+def test_target_picks_and_orders_channels(series_csv):
+    s = data.read_csv(series_csv, target=["ch1"])
+    full = data.read_csv(series_csv)
+    assert s.columns == ["ch1"]
+    np.testing.assert_array_equal(s.values[:, 0], full.values[:, 1])
+
+
+def test_ett_files_split_12_4_4_months_and_others_7_1_2():
+    ett = data.load_embedded("etth1")
+    sp = data.make_splits(ett)
+    assert (sp.train_end, sp.val_end, sp.test_end) == (8640, 11520, 14400)
+    other = data.Series(np.zeros((1000, 1)), ["x"], name="mine")
+    sp = data.make_splits(other)
+    assert (sp.train_end, sp.val_end, sp.test_end) == (700, 800, 1000)
+
+
+def test_scaler_is_fitted_on_training_rows_only(series_csv):
+    s = data.read_csv(series_csv)
+    p = data.prepare(s)
+    train = s.values[: p.splits.train_end]
+    np.testing.assert_allclose(p.scaler.mean, train.mean(0))
+    np.testing.assert_allclose(p.z[: p.splits.train_end].std(0), 1.0, atol=1e-5)
+    assert not np.allclose(p.scaler.mean, s.values.mean(0))
+
+
+def test_windows_slide_by_one_and_no_test_window_is_dropped(series_csv):
+    p = data.prepare(data.read_csv(series_csv))
+    lookback, horizon = 24, 12
+    x, y = p.windows("test", lookback, horizon)
+    n_test = p.splits.test_end - p.splits.val_end
+    assert len(x) == n_test - horizon + 1
+    starts = p.splits.forecast_starts("test", lookback, horizon)
+    np.testing.assert_array_equal(x[1], p.z[starts[1] - lookback : starts[1]])
+    np.testing.assert_array_equal(y[-1], p.z[p.splits.test_end - horizon : p.splits.test_end])
+    # a test lookback may reach into validation rows; its targets never do
+    assert starts[0] == p.splits.val_end
+
+
+def test_a_horizon_longer_than_the_data_allows_names_the_numbers(series_csv):
+    s = data.read_csv(series_csv)
+    p = data.prepare(s)
+    with pytest.raises(DataError, match=r"--horizon 200 .* needs at least 200 rows in the val"):
+        data.check_lengths(s, p.splits, 24, 200)
+
+
+def test_the_embedded_files_are_the_unmodified_originals():
+    s = data.load_embedded("etth2")
+    assert s.n_rows == 17420 and s.columns[-1] == "OT"
+    assert (data.DATA_DIR / "LICENSE").is_file() and (data.DATA_DIR / "README.md").is_file()
