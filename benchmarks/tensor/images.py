@@ -72,7 +72,7 @@ def run_method(method: str, image: str, size: int, observed: float, seed: int) -
             penalty=pen,
             solver="convex" if method == "convex" else "nort",
         )
-        res = c.fit(cfg, prob, torch.device("cpu"), lambda m: None, seed=seed)
+        res = c.fit(cfg, prob, torch.device("cpu"), lambda m: None, seed=seed, monitor=False)
         test = res["test"]["rmse"]
         info = {"lambda": res["lam"], "iterations": res["iterations"], "ranks": res["ranks"]}
         if method == "nort-lsp":  # hand the path to the dense PA run

@@ -89,8 +89,13 @@ def _obs(idx: np.ndarray, shape, device) -> Observed:
     return Observed.from_indices(torch.from_numpy(idx).to(device), shape)
 
 
-def fit(cfg: TensorConfig, prob: Completion, device, log, seed: int = 0) -> dict:
-    """Fit on the training entries; returns factors (or a dense tensor), metrics and history."""
+def fit(
+    cfg: TensorConfig, prob: Completion, device, log, seed: int = 0, monitor: bool = True
+) -> dict:
+    """Fit on the training entries; returns factors (or a dense tensor), metrics and history.
+
+    ``monitor`` records the test RMSE along the way (for the convergence curve; not free).
+    """
     dtype = getattr(torch, cfg.dtype)
     obs = _obs(prob.train_idx, prob.shape, device)
     vals = torch.from_numpy(prob.train_val).to(device, dtype)
@@ -109,7 +114,7 @@ def fit(cfg: TensorConfig, prob: Completion, device, log, seed: int = 0) -> dict
         momentum=cfg.momentum,
         power_iters=cfg.power_iters,
     )
-    monitor = (lambda X: rmse(X.low().at(test[0]), test[1])) if test[1].numel() else None
+    track = (lambda X: rmse(X.low().at(test[0]), test[1])) if monitor and test[1].numel() else None
     lam = cfg.lam or None
     if lam is None and val[1].numel() == 0:
         raise UsageError(
@@ -127,7 +132,7 @@ def fit(cfg: TensorConfig, prob: Completion, device, log, seed: int = 0) -> dict
             steps=cfg.path_steps,
             ratio=cfg.path_ratio,
             stage_iters=cfg.stage_iters,
-            monitor=monitor,
+            monitor=track,
             log=log,
             seed=seed,
         )
