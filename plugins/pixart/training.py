@@ -38,8 +38,12 @@ CLASS_DROPOUT = 0.1  # DiT's label dropout for classifier-free guidance
 def quiet_libraries() -> None:
     """diffusers/transformers print loading bars and advice on stderr; mltk owns stderr."""
     import os
+    import warnings
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    warnings.filterwarnings(
+        "ignore", message=".*torch_dtype.*"
+    )  # renamed in diffusers 0.36+; both work
     from diffusers.utils import logging as dlog
     from transformers.utils import logging as tlog
 
