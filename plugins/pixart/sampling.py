@@ -29,7 +29,7 @@ def make_scheduler(sampler: str, scheduler_config: dict):
     raise UsageError(f"--sampler must be dpm or ddim; got {sampler!r}")
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def encode_prompts(bundle: Bundle, prompts: list[str], negative: str, device) -> dict:
     """T5 features of prompts and the negative prompt, on ``device`` in the transformer's dtype."""
     enc = bundle.text_encoder
@@ -56,7 +56,7 @@ def free_text_encoder(bundle: Bundle) -> None:
         torch.cuda.empty_cache()
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def denoise(
     bundle: Bundle,
     cond: torch.Tensor,
@@ -128,7 +128,7 @@ def denoise(
     return decode(bundle, latents)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def decode(bundle: Bundle, latents: torch.Tensor) -> torch.Tensor:
     ae = bundle.autoencoder
     if hasattr(ae, "config") and hasattr(ae, "decode"):
