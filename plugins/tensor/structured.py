@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 import torch
 
-CHUNK = 1 << 22  # observed entries handled at once in gathers/scatters (bounds temporaries)
+CHUNK = 1 << 20  # observed entries handled at once in gathers/scatters (bounds temporaries)
+AT_CHUNK = 1 << 15  # entries per chunk when evaluating X at coordinates (rank-wide temporaries)
 
 
 def column_index(idx: torch.Tensor, shape: tuple[int, ...], d: int) -> torch.Tensor:
@@ -86,8 +87,8 @@ class LowRankSum:
             if self.W[d].shape[1] == 0:
                 continue
             rows, cols = obs.rows(d), obs.cols[d]
-            for a in range(0, obs.nnz, CHUNK):
-                b = min(a + CHUNK, obs.nnz)
+            for a in range(0, obs.nnz, AT_CHUNK):
+                b = min(a + AT_CHUNK, obs.nnz)
                 w = self.W[d].index_select(
                     0, rows[a:b]
                 )  # index_select: much faster than fancy indexing
