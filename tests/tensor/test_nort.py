@@ -130,3 +130,20 @@ def test_lambda_search_picks_a_lambda_on_the_path_and_beats_the_first_stage():
     assert res.stages[-1].val_rmse == pytest.approx(min(v), rel=0.05)
     assert res.stages[-1].val_rmse < v[0]
     assert rmse(res.factors.low().at(o_va), vals[va]) < 0.1
+
+
+def test_fourth_order_tensor_is_recovered():
+    import math
+
+    from mltk_plugins.tensor.structured import Observed
+
+    g = torch.Generator().manual_seed(5)
+    shape = (8, 9, 10, 11)
+    U = [torch.randn(n, 2, generator=g, dtype=torch.float64) for n in shape]
+    X = torch.einsum("ir,jr,kr,lr->ijkl", *U)
+    lin = torch.randperm(math.prod(shape), generator=g)[: math.prod(shape) // 4]
+    idx = torch.stack(torch.unravel_index(lin, shape), 1)
+    obs = Observed.from_indices(idx, shape)
+    o = NortOptions(penalty="lsp", theta=3.0, max_rank=(6, 6, 6, 6), max_iter=800, tol=1e-9)
+    Xh, _ = NORT(obs, X.reshape(-1)[lin], [0.3] * 4, o).run()
+    assert float((Xh.dense() - X).norm() / X.norm()) < 0.02
