@@ -29,7 +29,9 @@ def _overrides(**values) -> dict:
 
 @app.command()
 def train(
-    preset: str = typer.Option("small", help="tiny | small | digits-cnn | cifar10 | cifar100."),
+    preset: str = typer.Option(
+        "small", help="tiny | small | digits-noisy | digits-cnn | cifar10 | cifar100."
+    ),
     optimizer: Optional[str] = typer.Option(None, help=f"{_OPT} (default aesam)."),
     data: Optional[str] = typer.Option(
         None, help="digits (embedded) | npz | folder | cifar10 | cifar100."
