@@ -41,16 +41,25 @@ def trained(tmp_path_factory):
     """One micro training run shared by the tests that only read it."""
     import os
 
-    from mltk.cli import run as run_cli
-
     root = tmp_path_factory.mktemp("pixart-run")
     (root / "micro.toml").write_text(MICRO)
-    os.environ["MLTK_LOAD_PLUGINS"] = "pixart"
-    os.environ["MLTK_CACHE_DIR"] = str(tmp_path_factory.getbasetemp() / "pixart-cache")
-    code = run_cli(["pixart", "train", "--config", str(root / "micro.toml"), "--out", str(root / "run"),
+    env = {
+        "MLTK_LOAD_PLUGINS": "pixart",
+        "MLTK_CACHE_DIR": str(tmp_path_factory.getbasetemp() / "pixart-cache"),
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)  # module scope: monkeypatch is per test, so set and restore by hand
+    try:
+        code = run(["pixart", "train", "--config", str(root / "micro.toml"), "--out", str(root / "run"),
                     "--device", "cpu", "--threads", "1", "--quiet"])  # fmt: skip
-    assert code == 0
-    return root
+        assert code == 0
+        yield root
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def test_train_writes_a_run_with_metrics_checkpoint_and_pipeline(capsys, trained, tmp_path):
