@@ -10,7 +10,6 @@ Nothing is unpickled: weights are safetensors, everything else JSON.
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -145,8 +144,14 @@ def inspect_folder(folder: Path) -> dict:
     return {"index": index, "meta": meta, "identity": identity}
 
 
-def load_pipeline(folder: Path, *, device="cpu", dtype: torch.dtype = torch.float32) -> Bundle:
-    """Load a diffusers-layout PixArt folder (written by mltk or by diffusers) for generation."""
+def load_pipeline(
+    folder: Path, *, device="cpu", dtype: torch.dtype = torch.float32, text_encoder: bool = True
+) -> Bundle:
+    """Load a diffusers-layout PixArt folder (written by mltk or by diffusers) for generation.
+
+    ``text_encoder=False`` leaves T5 on disk (``bundle.text_encoder`` is None): for prompts whose
+    features are already cached; :func:`attach_text_encoder` loads it when needed.
+    """
     from diffusers import AutoencoderKL, PixArtTransformer2DModel
     from transformers import AutoTokenizer
 
@@ -158,7 +163,11 @@ def load_pipeline(folder: Path, *, device="cpu", dtype: torch.dtype = torch.floa
         transformer = PixArtTransformer2DModel.from_pretrained(
             str(folder / "transformer"), torch_dtype=dtype, use_safetensors=True
         )
-        text_encoder = load_text_encoder(folder / "text_encoder", text_dtype(dtype), device)
+        encoder = (
+            load_text_encoder(folder / "text_encoder", text_dtype(dtype), device)
+            if text_encoder
+            else None
+        )
         tokenizer = AutoTokenizer.from_pretrained(str(folder / "tokenizer"))
         if layout["identity"]:
             autoencoder = IdentityAutoencoder()
@@ -175,7 +184,7 @@ def load_pipeline(folder: Path, *, device="cpu", dtype: torch.dtype = torch.floa
     sched = {k: v for k, v in sched.items() if not k.startswith("_")}
     return Bundle(
         transformer=transformer.to(device).eval(),
-        text_encoder=text_encoder,
+        text_encoder=encoder,
         tokenizer=tokenizer,
         autoencoder=autoencoder,
         scheduler_config=sched,
@@ -184,5 +193,23 @@ def load_pipeline(folder: Path, *, device="cpu", dtype: torch.dtype = torch.floa
     )
 
 
-def copy_pipeline(src: Path, dst: Path) -> None:
-    shutil.copytree(src, dst, dirs_exist_ok=False)
+def attach_text_encoder(
+    bundle: Bundle, *, device="cpu", dtype: torch.dtype = torch.float32
+) -> None:
+    from .text import load_text_encoder, text_dtype
+
+    folder = Path(bundle.info["folder"])
+    bundle.text_encoder = load_text_encoder(folder / "text_encoder", text_dtype(dtype), device)
+
+
+def text_encoder_fingerprint(folder: Path) -> str:
+    """Identifies the T5 weights and tokenizer of a folder by file names, sizes and mtimes
+    (hashing 20 GB of T5-XXL would cost more than encoding the prompts)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for sub in ("text_encoder", "tokenizer"):
+        for f in sorted((Path(folder) / sub).glob("*")):
+            st = f.stat()
+            h.update(f"{sub}/{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:20]

@@ -157,8 +157,12 @@ def generate(
     device="cpu",
     free_encoder: bool = False,
     on_batch=None,
+    embeddings: dict | None = None,
 ):
-    """Images (N, H, W, 3) uint8 for ``prompts`` (one seed per prompt)."""
+    """Images (N, H, W, 3) uint8 for ``prompts`` (one seed per prompt).
+
+    ``embeddings`` (as :func:`encode_prompts` returns them, one row per prompt) skips T5.
+    """
     import numpy as np
 
     if not prompts:
@@ -168,7 +172,7 @@ def generate(
     native = int(bundle.transformer.config.sample_size) * bundle.vae_factor
     height, width = height or native, width or native
     check_resolution(height, width, bundle.patch_size, bundle.vae_factor)
-    emb = encode_prompts(bundle, prompts, negative_prompt, device)
+    emb = embeddings or encode_prompts(bundle, prompts, negative_prompt, device)
     if free_encoder:
         free_text_encoder(bundle)
     out = []

@@ -241,3 +241,27 @@ def test_gradient_checkpointing_gives_the_same_losses(capsys, trained, tmp_path)
         rows = [json.loads(x) for x in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
         losses.append([r["loss"] for r in rows])
     np.testing.assert_allclose(losses[0], losses[1], rtol=1e-4)
+
+
+def test_second_generate_reads_prompt_features_from_the_cache_without_t5(
+    capsys, trained, tmp_path, monkeypatch
+):
+    args = ["pixart", "generate", "a red circle", "three blue squares", "-c", str(trained / "run"), "--steps", "3",
+            "--num-images", "2", "--device", "cpu", "--json"]  # fmt: skip
+    code, out, err = mltk(capsys, *args, "--out", str(tmp_path / "a"))
+    assert code == 0, err
+    first = json.loads(out)
+    assert first["prompt_cache"] == "miss"
+
+    def no_t5(*a, **k):
+        raise AssertionError("T5 loaded although the prompt features are cached")
+
+    monkeypatch.setattr("mltk_plugins.pixart.text.load_text_encoder", no_t5)
+    code, out, err = mltk(capsys, *args, "--out", str(tmp_path / "b"))
+    assert code == 0, err
+    second = json.loads(out)
+    assert second["prompt_cache"] == "hit"
+    for fa, fb in zip(first["images"], second["images"]):
+        assert np.array_equal(
+            np.asarray(Image.open(fa["file"])), np.asarray(Image.open(fb["file"]))
+        )
