@@ -73,7 +73,7 @@ def world_dataset(n: int, seed: int) -> CaptionedImages:
         images=arrays["images"],
         short=[W.short_caption(s) for s in scenes],
         dense=[W.dense_captions(s) for s in scenes],
-        classes=(lab["colour1"] * len(W.SHAPES) + lab["shape1"]).astype(np.int64),
+        classes=(lab["colour1"] * len(W.SHAPES) + lab["shape1"]).astype(np.int64),  # W.NUM_CLASSES
         clean=arrays["clean"].astype(bool),
         name="world",
         fingerprint=f"world-v{W.WORLD_VERSION}-{n}-{seed}",

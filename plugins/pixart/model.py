@@ -200,11 +200,6 @@ def tie_dit_embedders(model) -> None:
         block.norm1.emb = shared
 
 
-def untied_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """A state dict whose tensors share no storage (safetensors refuses shared tensors)."""
-    return {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
-
-
 @torch.no_grad()
 def reparameterize(dit, cfg: PixArtConfig, t: int = REPARAM_TIMESTEP, seed: int = 0):
     """Seed the text-conditional model from a class-conditional DiT (Sec. 2.3).

@@ -227,13 +227,8 @@ class World:
         rows = [s.labels() for s in self.scenes]
         return {k: np.array([r[k] for r in rows], np.int64) for k in rows[0]}
 
-    def class_labels(self) -> np.ndarray:
-        """Stage-1 class of each image: colour x shape of object 1 (12 classes)."""
-        lab = self.label_arrays()
-        return lab["colour1"] * len(SHAPES) + lab["shape1"]
 
-
-NUM_CLASSES = len(COLOURS) * len(SHAPES)
+NUM_CLASSES = len(COLOURS) * len(SHAPES)  # stage-1 classes: colour x shape of object 1
 
 
 def make_world(n: int, seed: int = 0, low_quality_fraction: float = 0.3) -> World:
@@ -249,13 +244,6 @@ def make_world(n: int, seed: int = 0, low_quality_fraction: float = 0.3) -> Worl
         dense=[dense_captions(s) for s in scenes],
         clean=clean,
     )
-
-
-def all_caption_texts(world: World) -> list[str]:
-    out = list(world.short)
-    for d in world.dense:
-        out.extend(d)
-    return out
 
 
 def corpus() -> list[str]:
