@@ -120,7 +120,7 @@ def report() -> str:
             f"\n**{res['dataset'].upper()}**, horizon {res['horizon']}, lookback {res['lookback']} "
             f"(chosen on validation), {res['test_windows']} test windows\n"
         )
-        lines.append("| model | runs | MSE (mean ± std) | MAE | CRPS | CPU s / run |")
+        lines.append("| model | runs | MSE (mean ± std) | MAE | CRPS | wall s / run |")
         lines.append("| --- | --- | --- | --- | --- | --- |")
         for r in res["rows"]:
             std = f" ± {r['mse_std']:.4f}" if r.get("runs", 1) > 1 else ""

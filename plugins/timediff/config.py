@@ -58,6 +58,7 @@ PRESETS: dict[str, TimeDiffConfig] = {
     "tiny": TimeDiffConfig(
         lookback=48,
         horizon=24,
+        lookback_candidates=(24, 48, 96),
         hidden=8,
         step_dim=16,
         encoder_layers=1,
