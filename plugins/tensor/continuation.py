@@ -151,9 +151,12 @@ def fit_path(
         _, X, thr, th = best
         o = replace(opts, theta=th)
         solver = NORT(obs, values, [thr / D] * D, o, generator=gen)
+        n_before = len(hist.objective)
         X, hist = solver.run(init=X, monitor=monitor, history=hist, t0=clock)
         v = rmse(X.low().at(val[0]), val[1])
-        stages.append(Stage(thr, thr / D, th, len(hist.objective), hist.time[-1], v, X.ranks))
+        stages.append(
+            Stage(thr, thr / D, th, len(hist.objective) - n_before, hist.time[-1], v, X.ranks)
+        )
         if log:
             log(f"chosen lambda {thr / D:.4g}: validation RMSE {v:.4g} after refinement")
     else:
