@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
 import resource
 import time
@@ -330,30 +331,37 @@ def write_history(run, hist, prefix="convergence") -> None:
 
 
 def _save_fig(fig, path: Path) -> None:
-    import os
+    from mltk.atomic import write_bytes
 
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, dpi=110, format="png")
-    os.replace(tmp, path)
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=110, format="png")
+    write_bytes(path, buf.getvalue())
+
+
+def save_npy(path: Path, arr: np.ndarray) -> None:
+    """Write an array atomically (never pickled)."""
+    from mltk.atomic import write_bytes
+
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=False)
+    write_bytes(path, buf.getvalue())
 
 
 def write_tensor(run, X: torch.Tensor, prob: Completion) -> list[str]:
-    import os
-
-    files = []
     arr = X.detach().cpu().double().numpy()
-    tmp = run.artifact(".completed.npy.tmp")
-    with open(tmp, "wb") as fh:
-        np.save(fh, arr, allow_pickle=False)
-    os.replace(tmp, run.artifact("completed.npy"))
-    files.append("completed.npy")
+    save_npy(run.artifact("completed.npy"), arr)
+    files = ["completed.npy"]
     if prob.is_image:
-        from skimage import io
+        import matplotlib
 
-        img = (np.clip(arr, 0, 1) * 255).round().astype(np.uint8)
-        tmp = run.artifact(".completed.png.tmp.png")
-        io.imsave(str(tmp), img, check_contrast=False)
-        os.replace(tmp, run.artifact("completed.png"))
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from mltk.atomic import write_bytes
+
+        buf = io.BytesIO()
+        plt.imsave(buf, np.clip(arr, 0, 1), format="png")
+        write_bytes(run.artifact("completed.png"), buf.getvalue())
         files.append("completed.png")
         files.append(write_before_after(run, arr, prob))
     return files

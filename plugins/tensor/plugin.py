@@ -288,7 +288,6 @@ def predict(
     from mltk.runtime import setup
 
     rt = setup(device=device, json=json_out, quiet=quiet)
-    import numpy as np
     from mltk_plugins.tensor import commands as c
 
     run = RunDir.open(run_dir, plugin="tensor")
@@ -327,13 +326,7 @@ def predict(
     if output is None:
         raise UsageError("predicting the dense tensor needs --output FILE.npy (or pass --coords)")
     X = model.dense() if hasattr(model, "dense") else model
-    arr = X.detach().cpu().double().numpy()
-    import os
-
-    tmp = Path(str(output) + ".tmp")
-    with open(tmp, "wb") as fh:
-        np.save(fh, arr, allow_pickle=False)
-    os.replace(tmp, output)
+    c.save_npy(Path(output), X.detach().cpu().double().numpy())
     rt.out.result({"shape": list(shape), "output": str(output)}, text=f"wrote {output} {shape}")
 
 
