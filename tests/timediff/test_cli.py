@@ -28,9 +28,13 @@ def test_train_writes_a_complete_run_folder(trained):
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["plugin"] == "timediff" and cfg["data"]["target"] == ["ch0", "ch1"]
     assert len(cfg["scaler"]["mean"]) == 2
-    assert (run / "checkpoint" / "tensors.safetensors").is_file() or any(
-        (run / "checkpoint").iterdir()
-    )
+    from mltk.checkpoint import load_checkpoint
+
+    tensors, meta = load_checkpoint(run / "checkpoint")
+    assert meta["step"] == 1 and "config" in meta
+    # the AR-init fit and the best weights travel in the checkpoint
+    assert tuple(tensors["model.ar.weight"].shape) == (24, 12)
+    assert bool(tensors["extra.best.ar.fitted"])
     lines = (run / "metrics.jsonl").read_text().splitlines()
     assert lines and "val_loss" in json.loads(lines[-1])
 
@@ -144,3 +148,22 @@ def test_help_imports_no_torch_or_pandas(cli):
         [sys.executable, "-c", code], env={**cli.env, **TD}, capture_output=True, text=True
     )
     assert proc.stdout.strip().endswith("[]"), proc.stdout + proc.stderr
+
+
+def test_forecast_without_a_run_trains_one_first(cli, series_csv, tmp_path):
+    out = tmp_path / "quick"
+    r = cli(
+        "timediff",
+        "forecast",
+        "--data",
+        str(series_csv),
+        *TINY,
+        "--out",
+        str(out),
+        "--json",
+        env=TD,
+    )
+    assert r.code == 0, r.stderr
+    res = r.json()
+    assert (out / "config.json").is_file() and (out / "forecast.csv").is_file()
+    assert len(res["forecast"]["ch0"]) == 12
