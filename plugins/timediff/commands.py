@@ -215,6 +215,8 @@ def run_train(kw: dict, rt, fields: tuple[str, ...]) -> dict[str, Any]:
             progress=lambda n, loss: bar.advance(n, loss=round(loss, 4)),
             checkpoint=checkpoint,
             resume_state=resume_state,
+            dist=rt.dist,
+            autocast=rt.autocast,
         )
     if not run.checkpoint_dir.exists() and run.writable:  # zero epochs: still leave a model
         checkpoint(

@@ -89,6 +89,10 @@ class TimeDiff(nn.Module):
             base = None
         return cond, base
 
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The training loss (so DistributedDataParallel can wrap the model)."""
+        return self.loss(x, y)
+
     def loss(self, x: torch.Tensor, y: torch.Tensor, generator=None) -> torch.Tensor:
         """The x0-prediction loss ||x0 - x_theta(x_k, k | c)||^2, k ~ U{1..K} (Sec. 3.1)."""
         mean, std = instance_stats(x, self.cfg.instance_norm)

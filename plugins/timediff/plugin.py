@@ -121,10 +121,11 @@ def _signature(template, extra=(), drop=()):
     return inspect.Signature(list(extra) + params)
 
 
-def _runtime(kw: dict):
+def _runtime(kw: dict, distributed: bool = False):
     from mltk.runtime import setup
 
     return setup(
+        distributed=distributed,
         device=kw["device"],
         precision=kw["precision"],
         seed=kw["seed"],
@@ -137,7 +138,7 @@ def _runtime(kw: dict):
 
 def train(**kw):
     """Train TimeDiff; writes config, metrics, checkpoint (with AR-init and scaler) to a run folder."""
-    rt = _runtime(kw)
+    rt = _runtime(kw, distributed=True)
     from mltk_plugins.timediff.commands import run_train
 
     result = run_train(kw, rt, CONFIG_FIELDS)

@@ -109,13 +109,20 @@ def train_model(
     checkpoint=None,
     resume_state: dict | None = None,
     ar_fit=None,
+    dist=None,
+    autocast=None,
 ) -> TrainResult:
     """Train; `checkpoint(model, optimizer, epoch, state)` is called after every epoch.
 
     `resume_state` (from a checkpoint) holds the model/optimizer already loaded by the caller via
     the keys "model", "optimizer", "epoch", "best_val", "best_epoch", "bad_epochs", "history",
     "best_state".
+    Under torchrun (`dist.enabled`) the model is wrapped in DDP and each rank takes every
+    world_size-th batch of the same shuffled order; `autocast` is a context factory (bf16/fp16).
     """
+    from contextlib import nullcontext
+
+    autocast = autocast or nullcontext
     log = log or (lambda msg: None)
     t0 = time.perf_counter()
     if resume_state is not None:
@@ -131,6 +138,7 @@ def train_model(
             lr=cfg.lr,
             weight_decay=cfg.weight_decay,
         )
+    net = dist.wrap(model, torch.device(device)) if dist is not None else model
     state = resume_state or {}
     start_epoch = int(state.get("epoch", 0))
     best_val = float(state.get("best_val", math.inf))
@@ -154,11 +162,17 @@ def train_model(
             starts = rng.choice(starts_all, cfg.max_train_windows, replace=False)
         model.train()
         running, seen = 0.0, 0
-        for idx in _batches(len(starts), cfg.batch_size, rng):
+        batches = list(_batches(len(starts), cfg.batch_size, rng))
+        if dist is not None and dist.enabled:
+            # the same order on every rank (same seed); equal batch counts keep DDP in step
+            batches = batches[: len(batches) - len(batches) % dist.world_size] or batches
+            batches = [batches[i] for i in dist.shard(len(batches))]
+        for idx in batches:
             x, y = gather(prepared.z, starts[idx], cfg.lookback, cfg.horizon)
             x = torch.from_numpy(x).to(device)
             y = torch.from_numpy(y).to(device)
-            loss = model.loss(x, y)
+            with autocast():
+                loss = net(x, y).float()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
