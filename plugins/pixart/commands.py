@@ -287,7 +287,11 @@ def run_generate(
                           width=width, steps=steps, guidance=guidance, sampler=sampler, batch_size=batch_size,
                           device=rt.device, on_batch=bar.advance, embeddings=emb)  # fmt: skip
     seconds = time.time() - t0
-    out_dir = Path(out) if out is not None else Path("pixart-samples")
+    out_dir = (
+        Path(out)
+        if out is not None
+        else Path("runs") / "pixart" / time.strftime("%Y%m%d-%H%M%S-samples")
+    )
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
