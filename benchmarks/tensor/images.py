@@ -159,6 +159,7 @@ def main() -> None:
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--table-only", action="store_true", help="Print the table from the JSON.")
     a = ap.parse_args()
     if a.one:
         method, obs = a.one.split(":")
@@ -166,7 +167,8 @@ def main() -> None:
         return
     out_path = HERE / "images.json"
     rows = json.loads(out_path.read_text()) if out_path.exists() else []
-    for obs in [float(x) for x in a.observed.split(",")]:
+    observed_runs = [] if a.table_only else [float(x) for x in a.observed.split(",")]
+    for obs in observed_runs:
         for method in a.methods.split(","):
             print(f"running {method} at {obs:.0%} observed...", file=sys.stderr, flush=True)
             cmd = [
