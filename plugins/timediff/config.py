@@ -23,6 +23,9 @@ class TimeDiffConfig:
     ar_init: bool = True
     ar_ridge: float = 1e3  # L2 penalty of the closed-form AR-init fit (on the normal equations)
     mixup_conv: bool = False  # F = linear map plus a small conv net (else linear only)
+    # False: F stays at the AR-init fit (with ar_init), True: the diffusion loss trains F too.
+    # Frozen is better on ETTh1/ETTh2 (benchmarks/timediff): a trained F drifts from the fit.
+    train_mixup_map: bool = False
     # denoiser (Sec. 3.3)
     hidden: int = 32  # channels of the projection / encoder / decoder convolutions
     step_dim: int = 64  # width of the diffusion-step embedding

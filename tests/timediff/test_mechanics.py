@@ -121,3 +121,24 @@ def test_no_ar_init_drops_the_ar_half_of_the_condition():
     assert model.ar is None
     cond, _ = model.condition(torch.randn(2, L, C))
     assert cond.shape == (2, C, H)
+
+
+def test_a_frozen_mixup_map_stays_at_the_ar_fit_while_the_denoiser_learns():
+    from mltk_plugins.timediff.training import build_model
+
+    rng = np.random.default_rng(3)
+    fit = (rng.standard_normal((L, H)), rng.standard_normal(H))
+    for trainable in (False, True):
+        torch.manual_seed(0)
+        model = build_model(small_cfg(train_mixup_map=trainable), C, fit)
+        f_before = model.mixup.linear.weight.clone()
+        d_before = model.denoiser.out.weight.clone()
+        opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=0.05)
+        for _ in range(3):
+            loss = model.loss(torch.randn(8, L, C), torch.randn(8, H, C))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        assert not torch.allclose(model.denoiser.out.weight, d_before)
+        assert torch.allclose(model.mixup.linear.weight, f_before) != trainable
+    torch.testing.assert_close(model.ar.weight, torch.as_tensor(fit[0]).float())
