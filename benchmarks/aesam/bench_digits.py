@@ -5,9 +5,12 @@ One run of this script produces the README table:
     OMP_NUM_THREADS=1 nice python benchmarks/aesam/bench_digits.py
 
 Every optimizer uses the same model (MLP 64-256-256-10), data, batches (batch 32), base optimizer
-(SGD, lr 0.05, momentum 0.9, weight decay 5e-4, cosine decay), epochs and rho. SS-SAM runs at
-the SAM fraction AE-SAM reached on the same seed and noise level, and LookSAM every
-k = round(1 / fraction of AE-LookSAM) steps, so the comparisons are at equal cost.
+(SGD, lr 0.05, momentum 0.9, weight decay 5e-4, cosine decay) and epochs. rho, the lambda
+schedule and LookSAM's k of each optimizer are the ones tune_digits.py chose on a validation
+split carved from the training data (read from tune_digits.json; the test split plays no part
+in the choice). SS-SAM runs at the SAM fraction AE-SAM reached on the same seed and noise
+level, with its own validated rho, and also at AE-SAM's rho. One more AE-SAM row uses the
+paper's schedule (lambda 1 -> -1) at AE-SAM's rho, to show what the shifted schedule buys.
 Prints a markdown table and writes bench_digits.json next to this file.
 """
 
@@ -25,7 +28,38 @@ import torch
 from mltk_plugins.aesam.data import load_data
 from mltk_plugins.aesam.training import get_preset, quick_run
 
-ORDER = ["erm", "sam", "aesam", "aelooksam", "looksam", "sssam"]
+HERE = Path(__file__).parent
+SETTING_KEYS = ("rho", "lambda1", "lambda2", "k")
+
+
+def chosen_settings(tune_file: Path) -> dict[str, dict]:
+    """{optimizer: {rho, lambda1, lambda2, k}} of the candidates tune_digits.py chose."""
+    tune = json.loads(tune_file.read_text())
+    out = {}
+    for name, cand in tune["chosen"].items():
+        run = next(r for r in tune["runs"] if r["candidate"] == cand)
+        out[name] = {k: run[k] for k in SETTING_KEYS if k in run}
+    return out
+
+
+def rows(settings: dict[str, dict]) -> list[tuple[str, str, dict]]:
+    """(row label, optimizer, config overrides) in table order."""
+    ae = settings["aesam"]
+    ss_rho = settings["sssam"]["rho"]
+    out = [
+        ("erm", "erm", {}),
+        ("sam", "sam", settings["sam"]),
+        ("aesam", "aesam", ae),
+        ("aesam, paper lambda 1 -> -1", "aesam", {**ae, "lambda2": 1.0, "lambda1": -1.0}),
+        ("sssam, same fraction", "sssam", {"rho": ss_rho}),
+    ]
+    if ss_rho != ae["rho"]:
+        out.append(("sssam, same fraction, AE-SAM's rho", "sssam", {"rho": ae["rho"]}))
+    out += [
+        ("aelooksam", "aelooksam", settings["aelooksam"]),
+        ("looksam", "looksam", settings["looksam"]),
+    ]
+    return out
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -33,32 +67,30 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--noise", type=float, nargs="+", default=[0.0, 0.2, 0.4])
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--epochs", type=int, default=30)
-    ap.add_argument("--rho", type=float, default=0.1)
-    ap.add_argument("--out", type=Path, default=Path(__file__).with_name("bench_digits.json"))
+    ap.add_argument("--tune", type=Path, default=HERE / "tune_digits.json")
+    ap.add_argument("--out", type=Path, default=HERE / "bench_digits.json")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
-    base = replace(get_preset("small"), epochs=args.epochs, rho=args.rho)
+    settings = chosen_settings(args.tune)
+    table_rows = rows(settings)
+    base = replace(get_preset("small"), epochs=args.epochs)
     t_start = time.perf_counter()
     raw: dict[str, dict[str, list[dict]]] = {}
     for noise in args.noise:
-        raw[str(noise)] = {name: [] for name in ORDER}
+        raw[str(noise)] = {label: [] for label, _, _ in table_rows}
         for seed in range(args.seeds):
             data = load_data("digits", noise=noise, seed=seed)
-            cfg = replace(base, noise=noise)
             runs = raw[str(noise)]
-            for name in ("erm", "sam", "aesam", "aelooksam"):
-                runs[name].append(quick_run(replace(cfg, optimizer=name), data, seed))
-            frac = runs["aesam"][-1]["sam_fraction"]
-            k = max(1, round(1.0 / max(runs["aelooksam"][-1]["sam_fraction"], 1e-9)))
-            runs["sssam"].append(
-                {**quick_run(replace(cfg, optimizer="sssam", p=frac), data, seed), "p": frac}
-            )
-            runs["looksam"].append(
-                {**quick_run(replace(cfg, optimizer="looksam", k=k), data, seed), "k": k}
-            )
+            for label, name, over in table_rows:
+                cfg = replace(base, noise=noise, optimizer=name, **over)
+                extra = {}
+                if name == "sssam":  # the SAM fraction AE-SAM reached on this seed and noise
+                    extra["p"] = runs["aesam"][-1]["sam_fraction"]
+                    cfg = replace(cfg, p=extra["p"])
+                runs[label].append({**quick_run(cfg, data, seed), **extra})
             print(
                 f"noise {noise:.1f} seed {seed}: "
-                + "  ".join(f"{n} {runs[n][-1]['test_acc']:.4f}" for n in ORDER),
+                + "  ".join(f"{lb} {runs[lb][-1]['test_acc']:.4f}" for lb, _, _ in table_rows),
                 file=sys.stderr,
                 flush=True,
             )
@@ -67,13 +99,15 @@ def main(argv: list[str] | None = None) -> dict:
         sam_evals = statistics.fmean(r["grad_evals"] for r in runs["sam"])
         sam_wall = statistics.fmean(r["wall_s"] for r in runs["sam"])
         sam_cpu = statistics.fmean(r["cpu_s"] for r in runs["sam"])
-        for name in ORDER:
-            rs = runs[name]
+        for label, name, over in table_rows:
+            rs = runs[label]
             accs = [r["test_acc"] for r in rs]
             summary.append(
                 {
                     "noise": float(noise),
+                    "row": label,
                     "optimizer": name,
+                    "settings": over,
                     "acc_mean": statistics.fmean(accs),
                     "acc_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
                     "sam_fraction": statistics.fmean(r["sam_fraction"] for r in rs),
@@ -85,19 +119,26 @@ def main(argv: list[str] | None = None) -> dict:
             )
     goals = []
     for noise in raw:
-        row = {r["optimizer"]: r for r in summary if r["noise"] == float(noise)}
-        ae, sam, ss = row["aesam"], row["sam"], row["sssam"]
+        row = {r["row"]: r for r in summary if r["noise"] == float(noise)}
+        ae, sam = row["aesam"], row["sam"]
+        ss_own = row["sssam, same fraction"]
+        ss_same = row.get("sssam, same fraction, AE-SAM's rho", ss_own)
         goals.append(
             {
                 "noise": float(noise),
                 "aesam_within_sam_spread": ae["acc_mean"] >= sam["acc_mean"] - sam["acc_std"],
                 "aesam_grad_evals_at_most_0.6x_sam": ae["grad_evals_vs_sam"] <= 0.6,
-                "aesam_above_sssam_same_fraction": ae["acc_mean"] > ss["acc_mean"],
+                "aesam_above_sssam_same_fraction_same_rho": ae["acc_mean"] > ss_same["acc_mean"],
+                "aesam_above_sssam_same_fraction_own_rho": ae["acc_mean"] > ss_own["acc_mean"],
+                "aesam_minus_sam": ae["acc_mean"] - sam["acc_mean"],
+                "aesam_minus_sssam_same_rho": ae["acc_mean"] - ss_same["acc_mean"],
+                "aesam_minus_sssam_own_rho": ae["acc_mean"] - ss_own["acc_mean"],
             }
         )
     result = {
         "benchmark": "aesam digits label noise",
-        "config": {k: v for k, v in base.__dict__.items()},
+        "config": dict(base.__dict__),
+        "settings": settings,
         "seeds": args.seeds,
         "summary": summary,
         "goals": goals,
@@ -111,28 +152,48 @@ def main(argv: list[str] | None = None) -> dict:
     return result
 
 
+def fmt_settings(s: dict) -> str:
+    parts = []
+    if "rho" in s:
+        parts.append(f"rho {s['rho']:g}")
+    if "lambda2" in s:
+        parts.append(f"lambda {s['lambda2']:g} -> {s['lambda1']:g}")
+    if "k" in s:
+        parts.append(f"k {s['k']}")
+    return ", ".join(parts) or "-"
+
+
 def markdown(summary: list[dict], goals: list[dict], args) -> str:
     lines = [
-        f"digits, MLP, {args.epochs} epochs, rho {args.rho}, {args.seeds} seeds (mean +- std of test accuracy)",
+        f"digits, MLP, {args.epochs} epochs, {args.seeds} seeds (mean +- std of test accuracy)",
         "",
-        "| label noise | optimizer | test accuracy | SAM fraction | grad evals | grad evals / SAM | wall time / SAM | CPU time / SAM |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| label noise | optimizer | settings | test accuracy | SAM fraction | grad evals | grad evals / SAM | wall time / SAM | CPU time / SAM |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in summary:
         lines.append(
-            f"| {r['noise']:.0%} | {r['optimizer']} | {100 * r['acc_mean']:.2f} +- {100 * r['acc_std']:.2f} | "
-            f"{r['sam_fraction']:.3f} | {r['grad_evals']:.0f} | {r['grad_evals_vs_sam']:.2f} | {r['wall_vs_sam']:.2f} | {r['cpu_vs_sam']:.2f} |"
+            f"| {r['noise']:.0%} | {r['row']} | {fmt_settings(r['settings'])} | "
+            f"{100 * r['acc_mean']:.2f} +- {100 * r['acc_std']:.2f} | "
+            f"{r['sam_fraction']:.3f} | {r['grad_evals']:.0f} | {r['grad_evals_vs_sam']:.2f} | "
+            f"{r['wall_vs_sam']:.2f} | {r['cpu_vs_sam']:.2f} |"
         )
     lines += [
         "",
-        "| label noise | AE-SAM within SAM's spread | AE-SAM grad evals <= 0.6x SAM | AE-SAM above SS-SAM at same fraction |",
-        "| --- | --- | --- | --- |",
+        "| label noise | AE-SAM within SAM's spread (AE-SAM - SAM) | AE-SAM grad evals <= 0.6x SAM "
+        "| AE-SAM above SS-SAM, same fraction and rho | AE-SAM above SS-SAM, same fraction, "
+        "SS-SAM's own rho |",
+        "| --- | --- | --- | --- | --- |",
     ]
+    yes = {True: "yes", False: "no"}
     for g in goals:
-        yes = {True: "yes", False: "no"}
         lines.append(
-            f"| {g['noise']:.0%} | {yes[g['aesam_within_sam_spread']]} | {yes[g['aesam_grad_evals_at_most_0.6x_sam']]} | "
-            f"{yes[g['aesam_above_sssam_same_fraction']]} |"
+            f"| {g['noise']:.0%} | {yes[g['aesam_within_sam_spread']]} "
+            f"({100 * g['aesam_minus_sam']:+.2f}) | "
+            f"{yes[g['aesam_grad_evals_at_most_0.6x_sam']]} | "
+            f"{yes[g['aesam_above_sssam_same_fraction_same_rho']]} "
+            f"({100 * g['aesam_minus_sssam_same_rho']:+.2f}) | "
+            f"{yes[g['aesam_above_sssam_same_fraction_own_rho']]} "
+            f"({100 * g['aesam_minus_sssam_own_rho']:+.2f}) |"
         )
     return "\n".join(lines)
 
