@@ -155,6 +155,11 @@ def build_for_stage(cfg: PixArtConfig, init: Path | None, seed: int, log):
         return M.reparameterize(dit, cfg, seed=seed), "pixart"
     if kind == "pixart":
         model = M.build_pixart(cfg, seed=seed)
+        own = model.state_dict()
+        key = "pos_embed.pos_embed"  # fixed sin-cos table: rebuilt for a new resolution (stage 3)
+        if key in weights and key in own and weights[key].shape != own[key].shape:
+            log(f"training at {cfg.image_size}px: position embeddings rebuilt for the new size")
+            weights = {**weights, key: own[key]}
         try:
             model.load_state_dict(weights)
         except RuntimeError as exc:

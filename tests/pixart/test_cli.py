@@ -265,3 +265,24 @@ def test_second_generate_reads_prompt_features_from_the_cache_without_t5(
         assert np.array_equal(
             np.asarray(Image.open(fa["file"])), np.asarray(Image.open(fb["file"]))
         )
+
+
+def test_aesthetic_stage_can_raise_the_resolution_on_an_image_folder(capsys, trained, tmp_path):
+    rng = np.random.default_rng(1)
+    for i in range(16):
+        Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(
+            tmp_path / f"{i}.png"
+        )
+        (tmp_path / f"{i}.txt").write_text("a red circle\na small red circle in the center\n")
+    cfg = str(trained / "micro.toml")
+    code, out, err = mltk(capsys, "pixart", "train", "--data", str(tmp_path), "--config", cfg, "--out",
+                          str(tmp_path / "s2"), "--device", "cpu", "--json")  # fmt: skip
+    assert code == 0, err
+    code, out, err = mltk(capsys, "pixart", "train", "--stage", "aesthetic", "--init", str(tmp_path / "s2"),
+                          "--data", str(tmp_path), "--image-size", "64", "--config", cfg, "--out",
+                          str(tmp_path / "s3"), "--device", "cpu", "--json")  # fmt: skip
+    assert code == 0, err
+    code, out, err = mltk(capsys, "pixart", "generate", "a red circle", "-c", str(tmp_path / "s3"), "--steps", "2",
+                          "--out", str(tmp_path / "img"), "--device", "cpu", "--json")  # fmt: skip
+    assert code == 0, err
+    assert Image.open(json.loads(out)["images"][0]["file"]).size == (64, 64)
