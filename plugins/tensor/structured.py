@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
-CHUNK = 1 << 20  # observed entries handled at once in gathers/scatters (bounds temporaries)
+CHUNK = 1 << 22  # numbers in one gather/scatter temporary (bounds the extra memory)
 AT_CHUNK = 1 << 15  # entries per chunk when evaluating X at coordinates (rank-wide temporaries)
 
 
@@ -37,6 +37,11 @@ def column_index(idx: torch.Tensor, shape: tuple[int, ...], d: int) -> torch.Ten
             continue
         col.mul_(shape[j]).add_(idx[:, j].to(torch.int64))
     return col
+
+
+def _chunk(width: int) -> int:
+    """Observed entries per gather/scatter chunk so that a temporary holds about CHUNK numbers."""
+    return max(1024, CHUNK // max(width, 1))
 
 
 def other_size(shape: tuple[int, ...], d: int) -> int:
@@ -134,8 +139,9 @@ class SparsePlusLowRank:
         n_d, c = self.shape[d], R.shape[1]
         out = torch.zeros(n_d, c, dtype=R.dtype, device=R.device)
         rows, cols, s = self.obs.rows(d), self.obs.cols[d], self.sparse
-        for a in range(0, self.obs.nnz, CHUNK):
-            b = min(a + CHUNK, self.obs.nnz)
+        step = _chunk(c)
+        for a in range(0, self.obs.nnz, step):
+            b = min(a + step, self.obs.nnz)
             out.index_add_(0, rows[a:b], s[a:b, None] * R.index_select(0, cols[a:b]))
         for j in range(self.D):
             W, V = self.low.W[j], self.low.V[j]
@@ -164,8 +170,9 @@ class SparsePlusLowRank:
         m, c = other_size(self.shape, d), Lm.shape[1]
         out = torch.zeros(m, c, dtype=Lm.dtype, device=Lm.device)
         rows, cols, s = self.obs.rows(d), self.obs.cols[d], self.sparse
-        for a in range(0, self.obs.nnz, CHUNK):
-            b = min(a + CHUNK, self.obs.nnz)
+        step = _chunk(c)
+        for a in range(0, self.obs.nnz, step):
+            b = min(a + step, self.obs.nnz)
             out.index_add_(0, cols[a:b], s[a:b, None] * Lm.index_select(0, rows[a:b]))
         for j in range(self.D):
             W, V = self.low.W[j], self.low.V[j]
