@@ -281,7 +281,7 @@ def run_generate(
     t0 = time.time()  # images/s counts prompt encoding (or the cache read), denoising and decoding
     emb, cache_state = _prompt_embeddings(rt, bundle, folder, texts, negative_prompt)
     rows = torch.arange(len(texts)).repeat_interleave(num_images).to(rt.device)
-    emb = dict(emb, cond=emb["cond"][rows], cond_mask=emb["cond_mask"][rows])
+    emb = {k: v[rows] for k, v in emb.items()}  # one row per image
     with rt.out.progress(len(all_prompts), "generating") as bar:
         images = generate(bundle, all_prompts, seeds=seeds, negative_prompt=negative_prompt, height=height,
                           width=width, steps=steps, guidance=guidance, sampler=sampler, batch_size=batch_size,

@@ -31,14 +31,22 @@ def make_scheduler(sampler: str, scheduler_config: dict):
 
 @torch.inference_mode()
 def encode_prompts(bundle: Bundle, prompts: list[str], negative: str, device) -> dict:
-    """T5 features of prompts and the negative prompt, on ``device`` in the transformer's dtype."""
+    """T5 features of prompts and of the negative prompt (one row per prompt), on ``device`` in the
+    transformer's dtype."""
     enc = bundle.text_encoder
     where = next(enc.parameters()).device
     cond, cmask = encode(
         bundle.tokenizer, enc, prompts, bundle.max_length, device=where, to_cpu=False
     )
+    # One negative row per prompt, encoded as one batch like the pipeline does: on a GPU, T5 at
+    # batch 1 and at batch N can round differently in bf16, and the images would then differ.
     unc, umask = encode(
-        bundle.tokenizer, enc, [negative], bundle.max_length, device=where, to_cpu=False
+        bundle.tokenizer,
+        enc,
+        [negative] * len(prompts),
+        bundle.max_length,
+        device=where,
+        to_cpu=False,
     )
     dtype = bundle.transformer.dtype
     return {
@@ -90,7 +98,7 @@ def denoise(
     latents = latents * scheduler.init_noise_sigma
 
     if cfg:
-        text = torch.cat([uncond.expand(b, -1, -1), cond])
+        text = torch.cat([uncond.expand(b, -1, -1), cond])  # (2B, L, C): unconditional first
         mask = torch.cat([uncond_mask.expand(b, -1), cond_mask])
     else:
         text, mask = cond, cond_mask
@@ -137,8 +145,9 @@ def decode(bundle: Bundle, latents: torch.Tensor) -> torch.Tensor:
 
 
 def to_uint8(images: torch.Tensor):
-    """[-1, 1] (B, 3, H, W) -> (B, H, W, 3) uint8, rounded as diffusers' image processor does."""
-    x = (images.float() / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
+    """[-1, 1] (B, 3, H, W) -> (B, H, W, 3) uint8, as diffusers' image processor does it (the
+    [0, 1] mapping in the decoder's dtype, e.g. bf16, then float32, x 255, rounded)."""
+    x = (images * 0.5 + 0.5).clamp(0, 1).cpu().permute(0, 2, 3, 1).float().numpy()
     return (x * 255).round().astype("uint8")
 
 
@@ -182,8 +191,8 @@ def generate(
             bundle,
             emb["cond"][sl],
             emb["cond_mask"][sl],
-            emb["uncond"],
-            emb["uncond_mask"],
+            emb["uncond"][sl] if len(emb["uncond"]) > 1 else emb["uncond"],
+            emb["uncond_mask"][sl] if len(emb["uncond_mask"]) > 1 else emb["uncond_mask"],
             seeds[sl],
             height=height,
             width=width,
