@@ -172,7 +172,7 @@ class NORT:
             k = min(o.max_rank[d], n_d, m_d)
             basis = warm[d]
             if basis.shape[1] < k:
-                extra = min(o.explore if basis.shape[1] else max(o.explore, 10), k - basis.shape[1])
+                extra = min(o.explore, k - basis.shape[1]) if basis.shape[1] else k
                 basis = torch.cat([basis, self._randn(n_d, extra)], 1)
             Q = _orth(basis)[:, :k]
             for it in range(o.power_iters):
