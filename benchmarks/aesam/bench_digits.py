@@ -29,7 +29,7 @@ from mltk_plugins.aesam.data import load_data
 from mltk_plugins.aesam.training import get_preset, quick_run
 
 HERE = Path(__file__).parent
-SETTING_KEYS = ("rho", "lambda1", "lambda2", "k")
+SETTING_KEYS = ("rho", "lambda1", "lambda2", "delta", "k")
 
 
 def chosen_settings(tune_file: Path) -> dict[str, dict]:
@@ -158,6 +158,8 @@ def fmt_settings(s: dict) -> str:
         parts.append(f"rho {s['rho']:g}")
     if "lambda2" in s:
         parts.append(f"lambda {s['lambda2']:g} -> {s['lambda1']:g}")
+    if "delta" in s:
+        parts.append(f"d {s['delta']:g}")
     if "k" in s:
         parts.append(f"k {s['k']}")
     return ", ".join(parts) or "-"

@@ -39,10 +39,15 @@ CANDIDATES: list[tuple[str, float, dict]] = (
     + [("sam", r, {}) for r in (0.1, 0.2, 0.3, 0.4, 0.5)]
     + [
         ("aesam", r, {"lambda2": l2, "lambda1": l1})
-        for r in (0.2, 0.4, 0.8, 1.2)
+        for r in (0.2, 0.4, 0.8, 1.0, 1.2)
         for l2, l1 in (PAPER, (2.0, 0.0), (1.0, 1.0))
     ]
-    + [("sssam", r, {"p": MAX_FRACTION}) for r in (0.2, 0.4, 0.8, 1.2, 1.6)]
+    + [
+        ("aesam", 0.8, {"lambda2": l2, "lambda1": l1, "delta": d})
+        for d in (0.5, 0.99)
+        for l2, l1 in ((2.0, 0.0), (1.0, 1.0))
+    ]
+    + [("sssam", r, {"p": MAX_FRACTION}) for r in (0.2, 0.4, 0.8, 1.0, 1.2, 1.6)]
     + [("aelooksam", r, {"lambda2": 2.0, "lambda1": 0.0}) for r in (0.05, 0.1, 0.2, 0.8)]
     + [("looksam", r, {"k": 5}) for r in (0.05, 0.1, 0.2, 0.8)]
 )
@@ -70,6 +75,8 @@ def label(name: str, rho: float, extra: dict) -> str:
     parts = [name] + ([f"rho {rho:g}"] if name != "erm" else [])
     if "lambda2" in extra:
         parts.append(f"lambda {extra['lambda2']:g} -> {extra['lambda1']:g}")
+    if "delta" in extra:
+        parts.append(f"d {extra['delta']:g}")
     if "p" in extra:
         parts.append(f"p {extra['p']:g}")
     if "k" in extra:
