@@ -330,3 +330,33 @@ def test_works_with_adamw_as_the_base():
     )
     assert calls == opt.sam_steps > 0
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_shifting_the_schedule_up_cuts_sam_steps_as_the_recurrence_predicts():
+    """The digits-noisy preset's schedule (2 -> 0) against the paper's (1 -> -1) on one stream of
+    gradient norms: each decision equals the recurrence computed here, and the shifted schedule
+    takes well under half as many SAM steps."""
+    from mltk_plugins.aesam.training import get_preset
+
+    preset = get_preset("digits-noisy")
+    g = torch.Generator().manual_seed(0)
+    T = 400
+    sq_norms = (100.0 + 15.0 * torch.randn(T, generator=g, dtype=torch.float64)).clamp_min(1.0)
+    fractions = {}
+    for lam2, lam1 in [(1.0, -1.0), (preset.lambda2, preset.lambda1)]:
+        w = nn.Parameter(torch.zeros(2, dtype=torch.float64))
+        opt = AESAM([w], torch.optim.SGD, total_steps=T, lambda1=lam1, lambda2=lam2, lr=0.0)
+        mu = var = 0.0
+        for t, s in enumerate(sq_norms.tolist()):
+            w.grad = torch.tensor([math.sqrt(s), 0.0], dtype=torch.float64)
+            mu = 0.9 * mu + 0.1 * s
+            var = 0.9 * var + 0.1 * (s - mu) ** 2
+            c = (t / T) * lam1 + (1 - t / T) * lam2
+            expected = s >= mu + c * math.sqrt(var)
+            assert opt.first_step() is expected, f"step {t}"
+            w.grad = torch.tensor([math.sqrt(s), 0.0], dtype=torch.float64)
+            opt.second_step()
+        fractions[lam2] = opt.stats["sam_fraction"]
+    assert preset.lambda2 - preset.lambda1 == 2.0  # the paper's spread, shifted up
+    assert 0.3 < fractions[1.0] < 0.6
+    assert fractions[preset.lambda2] < min(0.25, 0.5 * fractions[1.0])  # 0.20 vs 0.48 here
