@@ -207,7 +207,7 @@ def main() -> None:
     print(f"{a.image}, {a.size} px longest side, 2 shared CPU cores, 1 thread per method\n")
     print(
         "| observed | method | test RMSE | PSNR (dB) | CPU time (s) | wall time (s) "
-        "| peak memory above imports (MB) | chosen |"
+        "| peak memory above data (MB) | chosen |"
     )
     print("|---|---|---|---|---|---|---|---|")
     import math
