@@ -169,7 +169,11 @@ def run_train(kw: dict, rt, fields: tuple[str, ...]) -> dict[str, Any]:
     resume_state = None
     if resume is not None:
         model = training.build_model(cfg, series.n_channels).to(device)
-        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        opt = torch.optim.Adam(
+            [p for p in model.parameters() if p.requires_grad],
+            lr=cfg.lr,
+            weight_decay=cfg.weight_decay,
+        )
         meta = load_training_state(run.checkpoint_dir, model=model, optimizer=opt)
         best = {
             k[len("best.") :]: v for k, v in meta["extra_tensors"].items() if k.startswith("best.")

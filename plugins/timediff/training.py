@@ -46,8 +46,8 @@ def build_model(cfg: TimeDiffConfig, channels: int, ar_fit=None) -> TimeDiff:
             model.ar.load_fit(weight, bias)
             # F starts where the AR fit is; it is then trained by the diffusion loss
             model.mixup.init_from(torch.as_tensor(weight).float(), torch.as_tensor(bias).float())
-            if not cfg.train_mixup_map:
-                model.mixup.linear.requires_grad_(False)
+    if model.ar is not None and not cfg.train_mixup_map:
+        model.mixup.linear.requires_grad_(False)  # F stays at the AR-init fit
     return model
 
 
