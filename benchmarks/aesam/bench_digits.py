@@ -9,7 +9,8 @@ Every optimizer uses the same model (MLP 64-256-256-10), data, batches (batch 32
 schedule and LookSAM's k of each optimizer are the ones tune_digits.py chose on a validation
 split carved from the training data (read from tune_digits.json; the test split plays no part
 in the choice). SS-SAM runs at the SAM fraction AE-SAM reached on the same seed and noise
-level, with its own validated rho, and also at AE-SAM's rho. One more AE-SAM row uses the
+level, with its own validated rho (and
+also at AE-SAM's rho when the two differ). One more AE-SAM row uses the
 paper's schedule (lambda 1 -> -1) at AE-SAM's rho, to show what the shifted schedule buys.
 Prints a markdown table and writes bench_digits.json next to this file.
 """
