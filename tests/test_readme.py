@@ -38,3 +38,13 @@ def test_quick_start_is_two_make_targets_that_exist():
     assert re.search(r"^demo:", makefile, re.M) and re.search(r"^test:", makefile, re.M)
     ci = (Path(__file__).resolve().parent.parent / ".ci" / "run").read_text()
     assert "make test" in ci
+
+
+def test_readme_holds_each_plugin_section_verbatim():
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text()
+    for plugin in ("tensor", "timediff", "aesam", "pixart"):
+        section = (root / "docs" / f"{plugin}.md").read_text().strip()
+        assert section in readme, (
+            f"README.md is out of date with docs/{plugin}.md: run docs/assemble_readme.py"
+        )
