@@ -139,6 +139,8 @@ def test_weights_of_another_model_are_a_data_error(tmp_path):
 
 
 def test_non_finite_numbers_in_meta_are_stored_as_null(tmp_path):
-    save_checkpoint(tmp_path / "ck", {"w": torch.zeros(1)}, {"loss": float("nan"), "best": float("inf")})
+    save_checkpoint(
+        tmp_path / "ck", {"w": torch.zeros(1)}, {"loss": float("nan"), "best": float("inf")}
+    )
     meta = json.loads((tmp_path / "ck" / "meta.json").read_text())
     assert meta["loss"] is None and meta["best"] is None
