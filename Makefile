@@ -22,10 +22,10 @@ demo: setup
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -q
+	PATH="$(CURDIR)/$(BIN):$$PATH" OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -q
 
 test-all: setup
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -m "slow or not slow"
+	PATH="$(CURDIR)/$(BIN):$$PATH" OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -m "slow or not slow"
 
 bench-startup: setup
 	$(BIN)/python benchmarks/startup/bench_startup.py

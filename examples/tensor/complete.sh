@@ -14,9 +14,10 @@ SIZE="${SIZE:-128}"  # longest image side; smaller is faster
 mkdir -p "$OUT"
 
 # 1. complete (train then predict); a small image so the example runs in seconds
-if ! mltk tensor complete --data astronaut --observed 0.2 --size "$SIZE" --device cpu \
-        --json --out "$OUT/run" > "$OUT/complete.json"; then
-    rc=$?
+rc=0
+mltk tensor complete --data astronaut --observed 0.2 --size "$SIZE" --device cpu \
+    --json --out "$OUT/run" > "$OUT/complete.json" || rc=$?
+if [ "$rc" -ne 0 ]; then
     echo "complete failed with exit code $rc" >&2
     exit "$rc"
 fi
