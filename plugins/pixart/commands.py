@@ -36,6 +36,12 @@ def _check_cfg(cfg: PixArtConfig) -> None:
         raise UsageError(f"--caption-dropout {cfg.caption_dropout} must be in [0, 1)")
     if cfg.lr <= 0:
         raise UsageError(f"--lr {cfg.lr} must be positive")
+    width = cfg.num_heads * cfg.head_dim
+    if cfg.micro_conditions and width % 3:
+        raise UsageError(
+            f"micro_conditions embed height, width and aspect ratio in thirds of the model width; "
+            f"num_heads x head_dim = {width} is not divisible by 3"
+        )
 
 
 def resolve_config(preset: str, config_file: Path | None, overrides: dict) -> PixArtConfig:
@@ -49,6 +55,12 @@ def resolve_config(preset: str, config_file: Path | None, overrides: dict) -> Pi
 
     check_resolution(cfg.image_size, cfg.image_size, cfg.patch_size, vae_factor(cfg))
     return cfg
+
+
+def bucket_multiple(size: int, step: int) -> int:
+    """Bucket sides are multiples of size/16 (PixArt's tables: 64 at 1024 px, 32 at 512 px,
+    16 at 256 px), and always of patch size x VAE factor."""
+    return step * max(1, size // (16 * step))
 
 
 def run_train(rt, *, preset, config_file, overrides, init, data, out, resume) -> dict:
@@ -88,7 +100,16 @@ def run_train(rt, *, preset, config_file, overrides, init, data, out, resume) ->
             )
         dataset = world_dataset(cfg.dataset_size, cfg.world_seed)
     else:
-        dataset = folder_dataset(Path(data), cfg.image_size, warn=rt.out.warn)
+        buckets = None
+        if cfg.aspect_buckets:
+            from .data import aspect_buckets
+            from .model import vae_factor
+
+            factor = pretrained.vae_factor if pretrained is not None else vae_factor(cfg)
+            buckets = aspect_buckets(
+                cfg.image_size, bucket_multiple(cfg.image_size, cfg.patch_size * factor)
+            )
+        dataset = folder_dataset(Path(data), cfg.image_size, warn=rt.out.warn, buckets=buckets)
     text_components = None
     if pretrained is None and (data is not None or cfg.autoencoder == "sd"):
         text_components = _text_components_for(cfg, init)

@@ -47,6 +47,7 @@ class PixArtConfig:
     grad_clip: float = 1.0
     caption_dropout: float = 0.1  # classifier-free guidance: caption replaced by ""
     caption_mode: str = "dense"  # short | dense | mixed
+    aspect_buckets: bool = False  # image folders: multi-aspect batches instead of square crops
     gradient_checkpointing: bool = False
     dataset_size: int = 6000  # images in the procedural world
     world_seed: int = 0
@@ -84,6 +85,7 @@ PRESETS: dict[str, PixArtConfig] = {
         ema_decay=0.9999,
         grad_clip=0.01,
         gradient_checkpointing=True,
+        aspect_buckets=True,
         log_every=100,
         save_every=5000,
     ),

@@ -5,6 +5,12 @@ Two sources: the embedded procedural world (:mod:`.world`) and a user's image fo
 dense caption; a caption-less image gets its file name as short caption). Sub-folders give the
 stage-1 class labels, as in an ImageNet layout. Unreadable images are skipped and counted.
 
+Aspect-ratio buckets (the multi-aspect training of the 1024 px model): each folder image goes to
+the bucket whose height/width ratio is nearest its own, is resized to cover the bucket and
+centre-cropped, and a batch holds images of one bucket only. The buckets are diffusers'
+``ASPECT_RATIO_1024_BIN`` table scaled to the training size and snapped to multiples of
+patch size x VAE factor; at 256, 512 and 1024 px that is exactly diffusers' own tables.
+
 T5 features are the expensive part of PixArt training, so both the text features of every
 distinct caption and the autoencoder latents are computed once and kept in the core dataset
 cache (``mltk.cache``); later epochs and later runs read them back.
@@ -16,6 +22,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -81,20 +88,76 @@ def world_dataset(n: int, seed: int) -> CaptionedImages:
     )
 
 
-def _load_image(path: Path, size: int) -> np.ndarray:
+@dataclass
+class BucketedImages:
+    """A captioned image folder split into aspect-ratio buckets: one :class:`CaptionedImages`
+    per occupied bucket, all images of a group of the same (height, width)."""
+
+    groups: list[CaptionedImages]
+    name: str
+    skipped: int = 0
+
+    def __len__(self) -> int:
+        return sum(len(g) for g in self.groups)
+
+    @property
+    def sizes(self) -> list[tuple[int, int]]:
+        return [tuple(g.images.shape[1:3]) for g in self.groups]
+
+    @property
+    def clean(self) -> np.ndarray:
+        return np.concatenate([g.clean for g in self.groups])
+
+    def subset(self, keep: np.ndarray) -> BucketedImages:
+        out, start = [], 0
+        for g in self.groups:
+            part = g.subset(keep[start : start + len(g)])
+            start += len(g)
+            if len(part):
+                out.append(part)
+        return BucketedImages(groups=out, name=self.name, skipped=self.skipped)
+
+
+def aspect_buckets(size: int, multiple: int) -> dict[float, tuple[int, int]]:
+    """Height/width ratio -> (height, width) of each bucket for training at ``size`` px."""
+    from diffusers.pipelines.pixart_alpha.pipeline_pixart_alpha import ASPECT_RATIO_1024_BIN
+
+    out: dict[float, tuple[int, int]] = {}
+    for h, w in ASPECT_RATIO_1024_BIN.values():
+        hw = tuple(max(multiple, int(v * size / 1024 / multiple + 0.5) * multiple) for v in (h, w))
+        out.setdefault(hw[0] / hw[1], hw)
+    return dict(sorted(out.items()))
+
+
+def nearest_bucket(
+    height: int, width: int, buckets: dict[float, tuple[int, int]]
+) -> tuple[int, int]:
+    """The bucket whose ratio is nearest ``height / width`` (in log ratio)."""
+    r = np.log(height / width)
+    return buckets[min(buckets, key=lambda k: abs(np.log(k) - r))]
+
+
+def _load_image(path: Path, size: int, buckets=None) -> np.ndarray:
+    """RGB uint8: resized to cover ``size`` x ``size`` (or the nearest bucket), centre-cropped."""
     from PIL import Image
 
     with Image.open(path) as im:
         im = im.convert("RGB")
         w, h = im.size
-        s = min(w, h)  # centre crop to a square, then resize
-        im = im.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
-        im = im.resize((size, size), Image.BICUBIC)
+        th, tw = nearest_bucket(h, w, buckets) if buckets else (size, size)
+        scale = max(th / h, tw / w)
+        rw, rh = max(tw, round(w * scale)), max(th, round(h * scale))
+        im = im.resize((rw, rh), Image.BICUBIC)
+        left, top = (rw - tw) // 2, (rh - th) // 2
+        im = im.crop((left, top, left + tw, top + th))
         return np.asarray(im, dtype=np.uint8)
 
 
-def folder_dataset(root: Path, size: int, warn=None) -> CaptionedImages:
-    """Images under ``root`` (recursively) with ``.txt`` captions beside them."""
+def folder_dataset(
+    root: Path, size: int, warn=None, buckets: dict | None = None
+) -> CaptionedImages | BucketedImages:
+    """Images under ``root`` (recursively) with ``.txt`` captions beside them; with ``buckets``
+    (see :func:`aspect_buckets`) grouped by aspect ratio instead of cropped to squares."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"image folder {root} does not exist")
@@ -108,7 +171,7 @@ def folder_dataset(root: Path, size: int, warn=None) -> CaptionedImages:
     digest = hashlib.sha256()
     for p in files:
         try:
-            img = _load_image(p, size)
+            img = _load_image(p, size, buckets)
         except Exception:  # noqa: BLE001 - any decoding failure means "unreadable"
             bad.append(p)
             continue
@@ -129,16 +192,34 @@ def folder_dataset(root: Path, size: int, warn=None) -> CaptionedImages:
         raise DataError(f"none of the {len(files)} images in {root} could be read")
     if bad and warn is not None:
         warn(f"skipped {len(bad)} unreadable image(s) in {root}, e.g. {bad[0].name}")
-    return CaptionedImages(
-        images=np.stack(images),
-        short=short,
-        dense=dense,
-        classes=np.array(classes, np.int64),
-        clean=np.ones(len(images), bool),
-        name=f"folder:{root}",
-        fingerprint=digest.hexdigest()[:20],
-        skipped=len(bad),
-    )
+    fingerprint = digest.hexdigest()[:20]
+    if buckets is None:
+        return CaptionedImages(
+            images=np.stack(images),
+            short=short,
+            dense=dense,
+            classes=np.array(classes, np.int64),
+            clean=np.ones(len(images), bool),
+            name=f"folder:{root}",
+            fingerprint=fingerprint,
+            skipped=len(bad),
+        )
+    groups = []
+    for hw in sorted({im.shape[:2] for im in images}):
+        idx = [i for i, im in enumerate(images) if im.shape[:2] == hw]
+        groups.append(
+            CaptionedImages(
+                images=np.stack([images[i] for i in idx]),
+                short=[short[i] for i in idx],
+                dense=[dense[i] for i in idx],
+                classes=np.array([classes[i] for i in idx], np.int64),
+                clean=np.ones(len(idx), bool),
+                name=f"folder:{root}",
+                fingerprint=f"{fingerprint}:{hw[0]}x{hw[1]}",
+                skipped=len(bad),
+            )
+        )
+    return BucketedImages(groups=groups, name=f"folder:{root}", skipped=len(bad))
 
 
 # ----------------------------------------------------------------------------- captions
@@ -146,7 +227,13 @@ def folder_dataset(root: Path, size: int, warn=None) -> CaptionedImages:
 
 def caption_table(data: CaptionedImages) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Distinct captions (``""`` first: the dropped caption) and per-image indices into them:
-    short (N,) and dense (N, K) padded with -1."""
+    short (N,) and dense (N, K) padded with -1. A :class:`BucketedImages` is read group after
+    group."""
+    if isinstance(data, BucketedImages):
+        data = SimpleNamespace(
+            short=[t for g in data.groups for t in g.short],
+            dense=[d for g in data.groups for d in g.dense],
+        )
     texts = [""]
     index: dict[str, int] = {"": 0}
 
@@ -158,7 +245,7 @@ def caption_table(data: CaptionedImages) -> tuple[list[str], np.ndarray, np.ndar
 
     short = np.array([idx(t) for t in data.short], np.int64)
     k = max(len(d) for d in data.dense)
-    dense = np.full((len(data), k), -1, np.int64)
+    dense = np.full((len(data.short), k), -1, np.int64)
     for i, d in enumerate(data.dense):
         dense[i, : len(d)] = [idx(t) for t in d]
     return texts, short, dense

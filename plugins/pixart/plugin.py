@@ -51,6 +51,11 @@ def train(
         None, help="Image folder with .txt captions (default: the embedded procedural world)."
     ),
     caption_mode: Optional[str] = typer.Option(None, help="short | dense | mixed captions."),
+    aspect_buckets: Optional[bool] = typer.Option(
+        None,
+        "--aspect-buckets/--no-aspect-buckets",
+        help="Image folders: batches of one aspect-ratio bucket instead of square crops.",
+    ),
     prediction: Optional[str] = typer.Option(None, help="eps (paper) | v (tiny preset)."),
     steps: Optional[int] = typer.Option(None, help="Optimizer steps."),
     batch_size: Optional[int] = typer.Option(None, help="Global batch size."),
@@ -89,6 +94,7 @@ def train(
     overrides = dict(
         stage=stage,
         caption_mode=caption_mode,
+        aspect_buckets=aspect_buckets,
         prediction=prediction,
         steps=steps,
         batch_size=batch_size,

@@ -29,7 +29,14 @@ from . import model as M
 from . import text as T
 from . import world as W
 from .config import STAGE_OVERRIDES, STAGES, PixArtConfig
-from .data import CaptionedImages, FeatureStore, caption_table, choose_captions, module_fingerprint
+from .data import (
+    BucketedImages,
+    CaptionedImages,
+    FeatureStore,
+    caption_table,
+    choose_captions,
+    module_fingerprint,
+)
 from .objective import Diffusion, scheduler_config
 
 CLASS_DROPOUT = 0.1  # DiT's label dropout for classifier-free guidance
@@ -202,6 +209,10 @@ def run_training(
     if cfg.stage == "aesthetic":
         data = data.subset(data.clean)
         out.log(f"aesthetic stage: {len(data)} high-quality images")
+    groups = data.groups if isinstance(data, BucketedImages) else [data]
+    if len(groups) > 1:
+        sizes = ", ".join(f"{g.images.shape[1]}x{g.images.shape[2]}: {len(g)}" for g in groups)
+        out.log(f"aspect-ratio buckets (height x width: images): {sizes}")
     if len(data) < 2:
         raise DataError(f"training needs at least 2 images; {data.name} has {len(data)}")
     if pretrained is not None:
@@ -224,13 +235,16 @@ def run_training(
     )
     enc_id = module_fingerprint(enc, f"len{cfg.max_length}")
     texts, short_idx, dense_idx = caption_table(data)
+    offsets = np.cumsum(
+        [0] + [len(g) for g in groups]
+    )  # group g holds rows offsets[g]:offsets[g+1]
     enc_device = dev
 
     def encode_texts(ts):
         e = enc.to(enc_device, T.text_dtype(rt.dtype))
         return T.encode(tok, e, ts, cfg.max_length, device=enc_device)
 
-    classes = torch.from_numpy(data.classes)
+    classes = torch.from_numpy(np.concatenate([g.classes for g in groups]))
     model = model.to(dev)
     if cfg.gradient_checkpointing:
         model.enable_gradient_checkpointing()
@@ -252,8 +266,9 @@ def run_training(
     rng = np.random.default_rng(rt.seed + 1000 * start + rt.dist.rank)
     gen = torch.Generator().manual_seed(rt.seed + 7 + 1000 * start + rt.dist.rank)
 
-    # A fixed held-out batch for the health check (text gap).
-    check_idx = np.arange(min(64, len(data)))
+    # A fixed held-out batch for the health check (text gap), from the largest bucket.
+    check_group = int(np.argmax([len(g) for g in groups]))
+    check_idx = offsets[check_group] + np.arange(min(64, len(groups[check_group])))
     check_gen = torch.Generator().manual_seed(1234)
     check_t = torch.randint(0, diffusion.T, (len(check_idx),), generator=check_gen)
 
@@ -270,18 +285,24 @@ def run_training(
         )[0]
 
     def _micro(m, x):
+        """The 1024 model's micro-conditions: the batch's pixel height, width and their ratio."""
         mm = getattr(m, "module", m)
         if not mm.use_additional_conditions:
             return {"resolution": None, "aspect_ratio": None}
-        b, h = x.shape[0], float(cfg.image_size)
+        b, h, w = x.shape[0], x.shape[-2] * factor, x.shape[-1] * factor
         return {
-            "resolution": torch.tensor([[h, h]], device=dev).repeat(b, 1),
-            "aspect_ratio": torch.ones(b, 1, device=dev),
+            "resolution": torch.tensor([[float(h), float(w)]], device=dev).repeat(b, 1),
+            "aspect_ratio": torch.full((b, 1), h / w, device=dev),
         }
 
+    factor = M.vae_factor(cfg) if pretrained is None else pretrained.vae_factor
+
     def sample_x0(lat, idx):
-        mean = torch.from_numpy(lat["mean"][idx])
-        std = torch.from_numpy(lat["std"][idx])
+        """Latents of rows ``idx`` (all from one bucket) of the concatenated groups."""
+        g = int(np.searchsorted(offsets, idx[0], side="right") - 1)
+        local = np.asarray(idx) - offsets[g]
+        mean = torch.from_numpy(lat[g]["mean"][local])
+        std = torch.from_numpy(lat[g]["std"][local])
         if cfg.autoencoder != "identity":
             mean = mean + std * torch.randn(mean.shape, generator=gen)
         return mean.to(dev)
@@ -324,8 +345,8 @@ def run_training(
         }
     )
     n = len(data)
-    per_rank = max(1, cfg.batch_size // rt.dist.world_size)
-    steps_per_epoch = max(1, n // cfg.batch_size)
+    world = rt.dist.world_size
+    steps_per_epoch = len(epoch_batches(offsets, cfg.batch_size, np.random.default_rng(0), world))
     step, epoch = start, start // steps_per_epoch
     t0 = time.time()
     history = []
@@ -335,14 +356,12 @@ def run_training(
             # Once per epoch the cached features are requested: a build on the very first
             # request, a cache hit afterwards (and in every later run with the same data).
             tf = store.text(texts, enc_id, encode_texts)
-            lat = store.latents(data, ae_id, _encode_latents_fn(autoencoder, dev))
+            lat = [store.latents(g, ae_id, _encode_latents_fn(autoencoder, dev)) for g in groups]
             feats, mask = torch.from_numpy(tf["feats"]), torch.from_numpy(tf["mask"])
-            perm = rng.permutation(n)
-            for b in range(steps_per_epoch):
+            for batch in epoch_batches(offsets, cfg.batch_size, rng, world):
                 if step >= cfg.steps:
                     break
-                batch = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-                batch = batch[rt.dist.rank * per_rank : (rt.dist.rank + 1) * per_rank]
+                batch = np.array_split(batch, rt.dist.world_size)[rt.dist.rank]
                 x0 = sample_x0(lat, batch)
                 t = torch.randint(0, diffusion.T, (len(batch),), generator=gen).to(dev)
                 noise = torch.randn(x0.shape, generator=gen).to(dev)
@@ -433,6 +452,29 @@ def run_training(
         summary["pipeline"] = str(run.path / "pipeline")
     rt.dist.barrier()
     return summary
+
+
+def epoch_batches(
+    offsets: np.ndarray, batch_size: int, rng: np.random.Generator, min_size: int = 1
+) -> list:
+    """One epoch of batches over groups of rows ``offsets[g]:offsets[g+1]``; a batch never
+    mixes groups (aspect-ratio buckets). Each group is shuffled and cut into full batches (a
+    group smaller than a batch is one short batch, kept if it has ``min_size`` rows: one per DDP
+    rank), and with several groups the batches are shuffled together. With one group this is a
+    shuffled pass without the last partial batch."""
+    batches = []
+    for lo, hi in zip(offsets[:-1], offsets[1:]):
+        perm = lo + rng.permutation(hi - lo)
+        full = len(perm) // batch_size
+        if full:
+            batches += [perm[i * batch_size : (i + 1) * batch_size] for i in range(full)]
+        elif len(perm) >= min_size:
+            batches.append(perm)
+    if len(offsets) > 2:
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+    if not batches:
+        raise DataError(f"no bucket holds {min_size} images, one per process; add images")
+    return batches
 
 
 def _bundle(transformer, enc, tok, autoencoder, cfg: PixArtConfig):

@@ -7,6 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from mltk.cli import run
@@ -286,3 +287,46 @@ def test_aesthetic_stage_can_raise_the_resolution_on_an_image_folder(capsys, tra
                           "--out", str(tmp_path / "img"), "--device", "cpu", "--json")  # fmt: skip
     assert code == 0, err
     assert Image.open(json.loads(out)["images"][0]["file"]).size == (64, 64)
+
+
+def test_aspect_ratio_buckets_train_with_matching_micro_conditions(
+    capsys, trained, tmp_path, monkeypatch
+):
+    from diffusers import PixArtTransformer2DModel
+
+    rng = np.random.default_rng(2)
+    for i, (h, w) in enumerate([(30, 60)] * 4 + [(64, 64)] * 4 + [(90, 30)] * 3):
+        Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
+        (tmp_path / f"{i}.txt").write_text("a red circle\na small red circle in the center\n")
+    seen = []
+    forward = PixArtTransformer2DModel.forward
+
+    def spy(self, hidden_states, *a, added_cond_kwargs=None, **k):
+        if self.training:
+            seen.append((tuple(hidden_states.shape[-2:]), added_cond_kwargs))
+        return forward(self, hidden_states, *a, added_cond_kwargs=added_cond_kwargs, **k)
+
+    monkeypatch.setattr(PixArtTransformer2DModel, "forward", spy)
+    cfg = tmp_path / "micro.toml"
+    small = MICRO.replace("batch_size = 16", "batch_size = 4").replace(
+        "head_dim = 16", "head_dim = 24"
+    )
+    cfg.write_text(small + "micro_conditions = true\n")  # width 48: thirds for the micro-conditions
+    bad = tmp_path / "bad.toml"
+    bad.write_text(MICRO + "micro_conditions = true\n")  # width 32: not divisible by 3
+    code, _, err = mltk(capsys, "pixart", "train", "--config", str(bad), "--device", "cpu")
+    assert code == ExitCode.USAGE and "divisible by 3" in err
+    code, out, err = mltk(capsys, "pixart", "train", "--data", str(tmp_path), "--config", str(cfg), "--aspect-buckets",
+                          "--steps", "6", "--out", str(tmp_path / "run"), "--device", "cpu")  # fmt: skip
+    assert code == 0, err
+    assert "aspect-ratio buckets" in err and "24x48: 4" in err and "56x20: 3" in err
+    shapes = {s for s, _ in seen}
+    assert shapes <= {(24, 48), (32, 32), (56, 20)} and len(shapes) >= 2
+    for (h, w), cond in seen:
+        assert cond["resolution"].tolist() == [[float(h), float(w)]] * len(cond["resolution"])
+        assert torch.allclose(cond["aspect_ratio"], torch.full_like(cond["aspect_ratio"], h / w))
+    code, out, err = mltk(capsys, "pixart", "generate", "a red circle", "-c", str(tmp_path / "run"), "--steps", "2",
+                          "--height", "24", "--width", "48", "--out", str(tmp_path / "img"), "--device", "cpu",
+                          "--json")  # fmt: skip
+    assert code == 0, err
+    assert Image.open(json.loads(out)["images"][0]["file"]).size == (48, 24)

@@ -7,9 +7,11 @@ import pytest
 import torch
 from mltk_plugins.pixart.data import (
     FeatureStore,
+    aspect_buckets,
     caption_table,
     choose_captions,
     folder_dataset,
+    nearest_bucket,
     world_dataset,
 )
 from PIL import Image
@@ -113,3 +115,75 @@ def test_text_and_latent_features_are_built_once_then_hit(tmp_path):
     )
     fresh.text(texts, "enc-b", encode_text)  # a different encoder is a different entry
     assert calls["text"] == 2
+
+
+# ----------------------------------------------------------------------------- aspect-ratio buckets
+
+
+@pytest.mark.parametrize("size", [256, 512, 1024])
+def test_aspect_buckets_are_diffusers_pixart_tables_at_their_sizes(size):
+    from diffusers.pipelines.pixart_alpha import pipeline_pixart_alpha as P
+    from mltk_plugins.pixart.commands import bucket_multiple
+
+    table = getattr(P, f"ASPECT_RATIO_{size}_BIN")
+    ours = aspect_buckets(size, bucket_multiple(size, 16))  # patch 2 x SD VAE 8
+    assert sorted(ours.values()) == sorted((int(h), int(w)) for h, w in table.values())
+
+
+def test_aspect_buckets_at_toy_size_are_valid_resolutions():
+    from mltk_plugins.pixart.commands import bucket_multiple
+    from mltk_plugins.pixart.model import check_resolution
+
+    buckets = aspect_buckets(32, bucket_multiple(32, 4))
+    assert (32, 32) in buckets.values()
+    assert min(buckets) == pytest.approx(0.25) and max(buckets) == pytest.approx(4.0)
+    for ratio, (h, w) in buckets.items():
+        check_resolution(h, w, 4, 1)
+        assert ratio == h / w and 0.8 < h * w / 32**2 < 1.2  # snapped to 4 px
+    assert nearest_bucket(300, 600, buckets) == (24, 48)  # ratio 0.5 exactly
+    assert nearest_bucket(500, 500, buckets) == (32, 32)
+
+
+def test_bucketed_folder_groups_images_by_aspect_ratio_and_crops_to_the_centre(tmp_path):
+    from mltk_plugins.pixart.data import BucketedImages
+
+    wide = np.zeros((30, 60, 3), np.uint8)  # ratio 0.5: left half red, right half blue
+    wide[:, :30, 0] = 255
+    wide[:, 30:, 2] = 255
+    Image.fromarray(wide).save(tmp_path / "wide.png")
+    tall = np.zeros((90, 30, 3), np.uint8)  # ratio 3, a bucket of its own; a green middle band
+    tall[40:50, :, 1] = 255
+    Image.fromarray(tall).save(tmp_path / "tall.png")
+    for i in range(3):
+        Image.fromarray(np.full((50, 52, 3), 40 * i, np.uint8)).save(tmp_path / f"sq{i}.png")
+    (tmp_path / "bad.jpg").write_bytes(b"junk")
+    buckets = aspect_buckets(32, 4)
+    data = folder_dataset(tmp_path, 32, buckets=buckets)
+    assert isinstance(data, BucketedImages) and len(data) == 5 and data.skipped == 1
+    sizes = dict(zip(data.sizes, data.groups))
+    assert set(sizes) == {(24, 48), (32, 32), (56, 20)}
+    assert len(sizes[(32, 32)]) == 3
+    w = sizes[(24, 48)].images[0]
+    assert (w[:, :20, 0] > 200).all() and (w[:, -20:, 2] > 200).all() and (w[:, :20, 2] < 50).all()
+    t = sizes[(56, 20)].images[0]  # 90x30 covers 56x20 at 60x20, 2 rows cropped each side
+    assert t.shape == (56, 20, 3) and t[28, 10, 1] > 200 and t[5, 10, 1] < 50
+    assert data.subset(np.array([True, False, False, False, True])).sizes == [(24, 48), (56, 20)]
+    texts, short, _ = caption_table(data)
+    assert [texts[i] for i in short] == [t for g in data.groups for t in g.short]
+
+
+def test_epoch_batches_never_mix_buckets_and_match_the_plain_shuffle_with_one():
+    from mltk_plugins.pixart.training import epoch_batches
+
+    offsets = np.array([0, 10, 13, 40])  # buckets of 10, 3 and 27 images, batch 4
+    batches = epoch_batches(offsets, 4, np.random.default_rng(0))
+    group = lambda i: int(np.searchsorted(offsets, i, side="right") - 1)  # noqa: E731
+    assert all(len({group(i) for i in b}) == 1 for b in batches)
+    assert sorted(len(b) for b in batches) == [3] + [4] * (2 + 6)  # full batches + short bucket
+    assert len({int(i) for b in batches for i in b}) == sum(len(b) for b in batches)
+    assert len(epoch_batches(offsets, 4, np.random.default_rng(0), min_size=4)) == 8
+    one = epoch_batches(np.array([0, 10]), 4, np.random.default_rng(3))
+    perm = np.random.default_rng(3).permutation(10)
+    assert [list(b) for b in one] == [list(perm[:4]), list(perm[4:8])]
+    with pytest.raises(DataError, match="no bucket"):
+        epoch_batches(np.array([0, 1, 2]), 4, np.random.default_rng(0), min_size=2)

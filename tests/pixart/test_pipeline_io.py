@@ -129,3 +129,71 @@ def test_pixel_space_model_round_trips_without_a_vae(tmp_path):
     assert b.vae_factor == 1 and b.prediction == "v" and b.max_length == cfg.max_length
     for k, v in tr.state_dict().items():
         assert torch.equal(v, b.transformer.state_dict()[k])
+
+
+def _sentencepiece_tokenizer(folder):
+    """A T5 tokenizer folder as published PixArt checkpoints ship it: ``spiece.model`` and JSON
+    settings, no ``tokenizer.json`` (trained here on the world's captions)."""
+    import json
+
+    import sentencepiece as spm
+    from mltk_plugins.pixart import world as W
+
+    folder.mkdir(parents=True)
+    (folder.parent / "corpus.txt").write_text("\n".join(W.corpus()[:3000]))
+    spm.SentencePieceTrainer.train(input=str(folder.parent / "corpus.txt"), model_prefix=str(folder / "spiece"),
+                                   vocab_size=50, pad_id=0, eos_id=1, unk_id=2, bos_id=-1, minloglevel=2)  # fmt: skip
+    (folder / "spiece.vocab").unlink()
+    special = {"eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>"}
+    (folder / "special_tokens_map.json").write_text(json.dumps(special))
+    settings = {"tokenizer_class": "T5Tokenizer", "model_max_length": 120, "extra_ids": 0}
+    (folder / "tokenizer_config.json").write_text(json.dumps({**settings, **special}))
+    return spm.SentencePieceProcessor(model_file=str(folder / "spiece.model"))
+
+
+def test_a_folder_in_the_published_pixart_layout_loads_with_identical_images(tmp_path):
+    """The layout of the released PixArt-XL-2 folders: the transformer saved as diffusers'
+    generic ``Transformer2DModel``, T5 weights in shards with an index, a sentencepiece
+    tokenizer without ``tokenizer.json``. Loaded by mltk and by PixArtAlphaPipeline alike."""
+    import json
+
+    from diffusers import DPMSolverMultistepScheduler, PixArtAlphaPipeline
+
+    cfg = micro(autoencoder="tiny-kl", patch_size=2, prediction="eps")
+    from mltk_plugins.pixart import text as T
+
+    tr, _, _, vae = _components(cfg, seed=5)
+    root = tmp_path / "PixArt-XL-2-like"
+    sp = _sentencepiece_tokenizer(root / "tokenizer")
+    t5 = T.t5_config(
+        sp.get_piece_size(), cfg.text_dim, cfg.text_layers, cfg.text_heads, cfg.text_ff
+    )
+    enc = T.build_text_encoder(t5, seed=5)
+    tr.save_pretrained(str(root / "transformer"))
+    conf = json.loads((root / "transformer" / "config.json").read_text())
+    conf.update(_class_name="Transformer2DModel", _diffusers_version="0.22.0.dev0",
+                num_vector_embeds=None, only_cross_attention=False, double_self_attention=False,
+                use_linear_projection=False)  # fmt: skip
+    (root / "transformer" / "config.json").write_text(json.dumps(conf))
+    enc.save_pretrained(str(root / "text_encoder"), max_shard_size="40KB")
+    assert (root / "text_encoder" / "model.safetensors.index.json").is_file()
+    vae.save_pretrained(str(root / "vae"))
+    DPMSolverMultistepScheduler(**scheduler_config("eps")).save_pretrained(str(root / "scheduler"))
+    (root / "model_index.json").write_text(json.dumps({
+        "_class_name": "PixArtAlphaPipeline", "_diffusers_version": "0.22.0.dev0",
+        "scheduler": ["diffusers", "DPMSolverMultistepScheduler"],
+        "text_encoder": ["transformers", "T5EncoderModel"], "tokenizer": ["transformers", "T5Tokenizer"],
+        "transformer": ["diffusers", "Transformer2DModel"], "vae": ["diffusers", "AutoencoderKL"],
+    }))  # fmt: skip
+    assert not (root / "tokenizer" / "tokenizer.json").exists()
+
+    bundle = load_pipeline(root)
+    ids = bundle.tokenizer(PROMPTS[0]).input_ids
+    assert ids == sp.encode(PROMPTS[0]) + [sp.eos_id()]  # the tokenizer is the sentencepiece model
+    for k, v in tr.state_dict().items():
+        assert torch.equal(v, bundle.transformer.state_dict()[k])
+    bundle.max_length = cfg.max_length
+    ours = generate(bundle, PROMPTS, seeds=SEEDS, steps=4)
+    pipe = PixArtAlphaPipeline.from_pretrained(str(root))
+    pipe.set_progress_bar_config(disable=True)
+    assert np.array_equal(ours, _diffusers_images(pipe, cfg))
