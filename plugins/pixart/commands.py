@@ -279,6 +279,7 @@ def run_generate(
     width,
     batch_size,
     out,
+    resolution_binning=False,
 ) -> dict:
     import torch
     from PIL import Image
@@ -306,7 +307,8 @@ def run_generate(
     with rt.out.progress(len(all_prompts), "generating") as bar:
         images = generate(bundle, all_prompts, seeds=seeds, negative_prompt=negative_prompt, height=height,
                           width=width, steps=steps, guidance=guidance, sampler=sampler, batch_size=batch_size,
-                          device=rt.device, on_batch=bar.advance, embeddings=emb)  # fmt: skip
+                          device=rt.device, on_batch=bar.advance, embeddings=emb,
+                          resolution_binning=resolution_binning)  # fmt: skip
     seconds = time.time() - t0
     out_dir = (
         Path(out)

@@ -132,9 +132,10 @@ def aspect_buckets(size: int, multiple: int) -> dict[float, tuple[int, int]]:
 def nearest_bucket(
     height: int, width: int, buckets: dict[float, tuple[int, int]]
 ) -> tuple[int, int]:
-    """The bucket whose ratio is nearest ``height / width`` (in log ratio)."""
-    r = np.log(height / width)
-    return buckets[min(buckets, key=lambda k: abs(np.log(k) - r))]
+    """The bucket whose ratio is nearest ``height / width`` (absolute difference of the ratios,
+    as PixArt's code and diffusers' ``classify_height_width_bin`` measure it)."""
+    r = height / width
+    return buckets[min(buckets, key=lambda k: abs(k - r))]
 
 
 def _load_image(path: Path, size: int, buckets=None) -> np.ndarray:

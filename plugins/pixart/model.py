@@ -97,7 +97,8 @@ def check_resolution(height: int, width: int, patch: int, factor: int) -> None:
         if v <= 0 or v % step:
             raise UsageError(
                 f"{name} {v} is not divisible by patch size x VAE factor = {patch} x {factor} = {step}; "
-                f"use a multiple of {step}."
+                f"use a multiple of {step}, or --resolution-binning to generate at the nearest "
+                "aspect-ratio bucket and resize."
             )
 
 

@@ -151,6 +151,11 @@ def _generate(
     sampler: str = typer.Option("dpm", help="dpm (DPM-Solver++) | ddim."),
     height: Optional[int] = typer.Option(None, help="Pixels (default: the model's size)."),
     width: Optional[int] = typer.Option(None, help="Pixels (default: the model's size)."),
+    resolution_binning: bool = typer.Option(
+        False,
+        "--resolution-binning/--no-resolution-binning",
+        help="Any size: denoise at the nearest aspect-ratio bucket, then resize and crop.",
+    ),
     batch_size: int = typer.Option(16, help="Images per denoising batch."),
     device: o.Device = "auto",
     precision: o.Precision = "auto",
@@ -167,7 +172,7 @@ def _generate(
     run_generate(rt, prompt or [], prompts_file=prompts_file, checkpoint=checkpoint,
                  negative_prompt=negative_prompt, num_images=num_images, steps=steps,
                  guidance=guidance, sampler=sampler, height=height, width=width,
-                 batch_size=batch_size, out=out)  # fmt: skip
+                 batch_size=batch_size, out=out, resolution_binning=resolution_binning)  # fmt: skip
 
 
 app.command("predict")(_generate)

@@ -144,6 +144,16 @@ def decode(bundle: Bundle, latents: torch.Tensor) -> torch.Tensor:
     return ae.decode(latents)
 
 
+def bucket_for(bundle: Bundle, height: int, width: int) -> tuple[int, int]:
+    """The aspect-ratio bucket (of the model's native size) nearest ``height / width``."""
+    from .commands import bucket_multiple
+    from .data import aspect_buckets, nearest_bucket
+
+    native = int(bundle.transformer.config.sample_size) * bundle.vae_factor
+    step = bundle.patch_size * bundle.vae_factor
+    return nearest_bucket(height, width, aspect_buckets(native, bucket_multiple(native, step)))
+
+
 def to_uint8(images: torch.Tensor):
     """[-1, 1] (B, 3, H, W) -> (B, H, W, 3) uint8, as diffusers' image processor does it (the
     [0, 1] mapping in the decoder's dtype, e.g. bf16, then float32, x 255, rounded)."""
@@ -167,10 +177,13 @@ def generate(
     free_encoder: bool = False,
     on_batch=None,
     embeddings: dict | None = None,
+    resolution_binning: bool = False,
 ):
     """Images (N, H, W, 3) uint8 for ``prompts`` (one seed per prompt).
 
     ``embeddings`` (as :func:`encode_prompts` returns them, one row per prompt) skips T5.
+    ``resolution_binning`` (diffusers' ``use_resolution_binning``): denoise at the aspect-ratio
+    bucket nearest the requested size, then resize to cover it and centre-crop, so any size works.
     """
     import numpy as np
 
@@ -180,6 +193,12 @@ def generate(
         raise UsageError(f"{len(seeds)} seeds for {len(prompts)} prompts; give one seed per prompt")
     native = int(bundle.transformer.config.sample_size) * bundle.vae_factor
     height, width = height or native, width or native
+    target = None
+    if resolution_binning:
+        if height <= 0 or width <= 0:
+            raise UsageError(f"height {height} and width {width} must be positive")
+        target = (height, width)
+        height, width = bucket_for(bundle, height, width)
     check_resolution(height, width, bundle.patch_size, bundle.vae_factor)
     emb = embeddings or encode_prompts(bundle, prompts, negative_prompt, device)
     if free_encoder:
@@ -201,6 +220,10 @@ def generate(
             sampler=sampler,
             device=device,
         )
+        if target is not None and target != (height, width):
+            from diffusers.image_processor import PixArtImageProcessor
+
+            imgs = PixArtImageProcessor.resize_and_crop_tensor(imgs, target[1], target[0])
         out.append(to_uint8(imgs))
         if on_batch is not None:
             on_batch(len(out[-1]))

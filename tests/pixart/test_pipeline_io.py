@@ -197,3 +197,37 @@ def test_a_folder_in_the_published_pixart_layout_loads_with_identical_images(tmp
     pipe = PixArtAlphaPipeline.from_pretrained(str(root))
     pipe.set_progress_bar_config(disable=True)
     assert np.array_equal(ours, _diffusers_images(pipe, cfg))
+
+
+def test_resolution_binning_gives_diffusers_images_at_any_size(tmp_path):
+    """A 256 px latent model (8x VAE, sample size 32): a 200 x 360 request is denoised at the
+    nearest bucket of diffusers' 256 table (192 x 336) and resized, exactly as the pipeline's
+    ``use_resolution_binning`` does; without binning the size is refused."""
+    from diffusers import AutoencoderKL, PixArtAlphaPipeline
+    from mltk_plugins.pixart.sampling import bucket_for
+
+    from mltk.errors import UsageError
+
+    cfg = micro(autoencoder="sd", patch_size=2, image_size=256, prediction="eps")
+    tr, enc, tok, _ = _components(cfg, seed=6)
+    torch.manual_seed(0)
+    vae = AutoencoderKL(down_block_types=["DownEncoderBlock2D"] * 4, up_block_types=["UpDecoderBlock2D"] * 4,
+                        block_out_channels=[8, 8, 8, 8], layers_per_block=1, latent_channels=4,
+                        norm_num_groups=4, sample_size=256).eval()  # fmt: skip
+    save_pipeline(tmp_path / "p", transformer=tr, text_encoder=enc, tokenizer=tok, autoencoder=vae,
+                  scheduler_config=scheduler_config("eps"), cfg=cfg)  # fmt: skip
+    bundle = load_pipeline(tmp_path / "p")
+    assert bundle.vae_factor == 8 and bucket_for(bundle, 200, 360) == (192, 336)
+    with pytest.raises(UsageError, match="--resolution-binning"):
+        generate(bundle, PROMPTS, seeds=SEEDS, steps=2, height=200, width=360)
+    ours = generate(
+        bundle, PROMPTS, seeds=SEEDS, steps=2, height=200, width=360, resolution_binning=True
+    )
+    pipe = PixArtAlphaPipeline.from_pretrained(str(tmp_path / "p"))
+    pipe.set_progress_bar_config(disable=True)
+    gens = [torch.Generator("cpu").manual_seed(s) for s in SEEDS]
+    theirs = pipe(PROMPTS, num_inference_steps=2, guidance_scale=4.5, generator=gens, height=200, width=360,
+                  output_type="np", clean_caption=False, max_sequence_length=cfg.max_length,
+                  use_resolution_binning=True).images  # fmt: skip
+    assert ours.shape == (2, 200, 360, 3)
+    assert np.array_equal(ours, (theirs * 255).round().astype(np.uint8))
