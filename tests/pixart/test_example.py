@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "examples" / "pixart" / "tiny_end_to_end.sh"
 
 
-@pytest.mark.slow  # five `mltk` processes (torch + diffusers imports each): 30-80 s on 2 shared cores
+# five `mltk` processes (torch + diffusers imports each): about 40 s on one core
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 def test_tiny_end_to_end_example_runs(tmp_path):
     env = dict(os.environ)
