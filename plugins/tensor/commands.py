@@ -98,6 +98,11 @@ def fit(
     ``monitor`` records the test RMSE along the way (for the convergence curve; not free).
     """
     dtype = getattr(torch, cfg.dtype)
+    # the training entries (a set) are put in C order: the CSR layouts of the first unfolding
+    # and of the last unfolding's transpose then need no permutation
+    order = np.lexsort(prob.train_idx.T[::-1])
+    prob.train_idx, prob.train_val = prob.train_idx[order], prob.train_val[order]
+    del order
     obs = _obs(prob.train_idx, prob.shape, device)
     vals = torch.from_numpy(prob.train_val).to(device, dtype)
     val = (_obs(prob.val_idx, prob.shape, device), torch.from_numpy(prob.val_val).to(device, dtype))
@@ -123,20 +128,35 @@ def fit(
         )
     start = time.perf_counter()
     if cfg.solver == "nort":
-        res = fit_path(
-            obs,
-            vals,
-            opts,
-            lam=lam,
-            val=val,
-            theta=cfg.theta or None,
-            steps=cfg.path_steps,
-            ratio=cfg.path_ratio,
-            stage_iters=cfg.stage_iters,
-            monitor=track,
-            log=log,
-            seed=seed,
+        # capped-l1's theta rule (a multiple of the threshold) matters: when lambda is searched,
+        # the multiples 1, 2 and 4 each walk the path and the best on validation is kept
+        scales = (
+            (1.0, 2.0, 4.0)
+            if cfg.penalty == "capped-l1" and not cfg.theta and lam is None
+            else (2.0,)
         )
+        res, walked = None, []
+        for scale in scales:
+            if len(scales) > 1:
+                log(f"capped-l1 with theta = {scale:g} x threshold:")
+            r = fit_path(
+                obs,
+                vals,
+                opts,
+                lam=lam,
+                val=val,
+                theta=cfg.theta or None,
+                steps=cfg.path_steps,
+                ratio=cfg.path_ratio,
+                stage_iters=cfg.stage_iters,
+                monitor=track,
+                log=log,
+                seed=seed,
+                theta_scale=scale,
+            )
+            walked.append((scale, r.stages[-1].val_rmse, len(r.history.objective)))
+            if res is None or r.stages[-1].val_rmse < res.stages[-1].val_rmse:
+                res = r
         X = res.factors
         out = {
             "factors": X,
@@ -146,12 +166,19 @@ def fit(
             "ranks": X.ranks,
             "stages": [s.__dict__ for s in res.stages],
         }
+        if len(walked) > 1:
+            out["theta_search"] = [
+                {"scale": sc, "val_rmse": v, "iterations": n} for sc, v, n in walked
+            ]
         test_pred = X.low().at(test[0]) if test[1].numel() else None
     else:
         out = _fit_dense(cfg, prob, obs, vals, val, test, lam, log, device, dtype)
         test_pred = out.pop("test_pred")
     out["seconds"] = time.perf_counter() - start
-    out["iterations"] = len(out["history"].objective)
+    out["iterations"] = sum(
+        t["iterations"]
+        for t in out.get("theta_search", [{"iterations": len(out["history"].objective)}])
+    )
     out["test"] = metrics(test_pred, test[1]) if test_pred is not None else {}
     return out
 

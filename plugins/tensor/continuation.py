@@ -26,17 +26,20 @@ from .nort import NORT, Factors, History, NortOptions, sparse_spectral_norms
 from .structured import Observed
 
 
-def theta_for(penalty: str, threshold: float, lam_max: float, theta: float | None) -> float:
+def theta_for(
+    penalty: str, threshold: float, lam_max: float, theta: float | None, scale: float = 2.0
+) -> float:
     """theta for one stage: the user's value, else a rule that scales with the data.
 
-    capped-l1: 2 x the stage threshold (the paper's protocol); lsp: sqrt(threshold x lam_max) / 10
+    capped-l1: ``scale`` x the stage threshold (2 by default, the paper's protocol; the lambda
+    search also tries 1 and 4 and keeps the best on validation); lsp: sqrt(threshold x lam_max) / 10
     (the paper's sqrt(threshold) made scale-free by the data's own Lambda_max); scad 3.7,
     mcp 3, tnn 1 kept singular value.
     """
     if theta is not None:
         return float(theta)
     if penalty == "capped-l1":
-        return 2.0 * threshold
+        return scale * threshold
     if penalty == "lsp":
         return math.sqrt(threshold * lam_max) / 10.0
     return penalties.default_theta(penalty, threshold)
@@ -86,6 +89,7 @@ def fit_path(
     monitor: Callable[[Factors], float] | None = None,
     log: Callable[[str], None] | None = None,
     seed: int = 0,
+    theta_scale: float = 2.0,
 ) -> FitResult:
     """Solve along the lambda path; ``lam`` is the per-mode weight (threshold = D * lam)."""
     D = len(obs.shape)
@@ -119,7 +123,7 @@ def fit_path(
     rises = 0
     clock = 0.0
     for i, thr in enumerate(thresholds):
-        th = theta_for(opts.penalty, thr, lam_max, theta)
+        th = theta_for(opts.penalty, thr, lam_max, theta, theta_scale)
         last = (not search) and i == len(thresholds) - 1
         o = replace(
             opts,

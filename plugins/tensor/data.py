@@ -1,8 +1,8 @@
 """Loading tensors with missing entries, and splitting the observed entries.
 
 Sources:
-- an embedded photograph shipped with scikit-image (``astronaut``, ``coffee``, ``chelsea``) or an
-  image file (PNG/JPEG, read as height x width x channels, scaled to [0, 1]);
+- an embedded photograph shipped with scikit-image (``astronaut``, ``coffee``, ``chelsea``,
+  ``rocket``, ``hubble_deep_field``, ``retina``; no download needed) or an image file (PNG/JPEG, read as height x width x channels, scaled to [0, 1]);
 - a ``.npy`` array, or a ``.npz`` with an array (key ``data``, or the only array) and an optional
   boolean ``mask`` (True = observed); NaNs also mark missing entries; a separate mask file may be
   given with ``--mask``;
@@ -25,7 +25,14 @@ import numpy as np
 
 from mltk.errors import DataError, UsageError
 
-EMBEDDED_IMAGES = ("astronaut", "coffee", "chelsea")
+EMBEDDED_IMAGES = (
+    "astronaut",  # 512 x 512 x 3
+    "coffee",  # 400 x 600 x 3
+    "chelsea",  # 300 x 451 x 3
+    "rocket",  # 427 x 640 x 3
+    "hubble_deep_field",  # 872 x 1000 x 3
+    "retina",  # 1411 x 1411 x 3
+)
 
 
 @dataclass

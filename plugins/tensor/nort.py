@@ -129,7 +129,7 @@ class NORT:
         opts: NortOptions,
         generator: torch.Generator | None = None,
     ):
-        self.obs, self.values, self.opts = obs, values, opts
+        self.obs, self.values, self.opts = obs.prepare(), values, opts
         self.shape = obs.shape
         self.D = len(self.shape)
         self.dtype, self.device = values.dtype, values.device
@@ -244,7 +244,10 @@ class NORT:
                         point, point_obs = cand, cand_obs
                     if point is cand:
                         warm = [torch.cat([X1.U[d], X0.U[d]], 1) for d in range(self.D)]
+                    cand = cand_obs = None  # a rejected extrapolation is not kept in memory
+            low0 = None  # nor X_{t-1}'s factors, once extrapolated from
             X_new = self.prox_step(point, point_obs, warm)
+            point = point_obs = None
             prt_new = X_new.low().at(self.obs)
             F_new = self.objective(X_new, prt_new)
             if o.momentum == "restart":

@@ -28,7 +28,8 @@ def _fit_options(
     preset: str = typer.Option("quick", help="quick | full | paper."),
     data: Optional[str] = typer.Option(
         None,
-        help="astronaut | coffee | chelsea (embedded photographs), an image file, a .npy/.npz "
+        help="astronaut | coffee | chelsea | rocket | hubble_deep_field | retina (photographs "
+        "shipped with scikit-image), an image file, a .npy/.npz "
         "array, or a .csv/.parquet file of i,j,k,...,value rows.",
     ),
     mask: Optional[str] = typer.Option(None, help=".npy/.npz boolean mask, True = observed."),
@@ -337,7 +338,8 @@ def mltk_register_commands(register):
 
 @hookimpl
 def mltk_register_datasets(register):
-    for name in ("astronaut", "coffee", "chelsea"):
+    # the names of data.EMBEDDED_IMAGES (not imported: data.py pulls in numpy)
+    for name in ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "retina"):
         register(
             name,
             loader="mltk_plugins.tensor.data:load_image",

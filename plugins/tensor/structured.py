@@ -9,9 +9,14 @@ with the mode weight alpha_j and the singular values already multiplied into W_j
 step adds a part S that lives only on the observed entries Omega, so every unfolding
 Z_<d> = S_<d> + sum_j [fold_j(W_j V_j^T)]_<d> is sparse plus low-rank. The partial SVD of Z_<d>
 needs only the two products Z_<d> R and Z_<d>^T L, computed here in
-O(|Omega| r + sum_j prod_{i != j} n_i r^2) time: the sparse part by gather/scatter on Omega, the
-same-mode part by two thin matrix products, and every cross-mode part by two small tensor
-contractions (Eq. 12-13 of the paper) -- nothing of size prod_i n_i is created.
+O(|Omega| r + sum_j prod_{i != j} n_i r^2) time: the sparse part as a sparse (CSR) matrix times a
+thin dense one, the same-mode part by two thin matrix products, and every cross-mode part by two
+small tensor contractions (Eq. 12-13 of the paper) -- nothing of size prod_i n_i is created.
+
+The CSR layouts of S_<d> and S_<d>^T (row pointers, column indices and the permutation from the
+order of the observed entries) depend only on Omega, so they are built once per mode and reused
+every iteration; only the values change. The low-rank part's values on Omega (the residual of
+every iteration) are a sampled product W_d V_d^T at the CSR pattern of mode d.
 
 Unfolding convention: X_<d> = X.movedim(d, 0).reshape(n_d, -1), i.e. the columns run over the
 remaining modes in C order. ``column_index`` gives that column for each observed coordinate.
@@ -21,11 +26,19 @@ from __future__ import annotations
 
 import math
 import string
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 
 import torch
 
-CHUNK = 1 << 22  # numbers in one gather/scatter temporary (bounds the extra memory)
+
+def _csr(crow, col, values, size) -> torch.Tensor:
+    """A CSR matrix, without torch's once-per-process notice that CSR support is beta."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
+        return torch.sparse_csr_tensor(crow, col, values, size, check_invariants=False)
+
+
 AT_CHUNK = 1 << 15  # entries per chunk when evaluating X at coordinates (rank-wide temporaries)
 
 
@@ -39,28 +52,69 @@ def column_index(idx: torch.Tensor, shape: tuple[int, ...], d: int) -> torch.Ten
     return col
 
 
-def _chunk(width: int) -> int:
-    """Observed entries per gather/scatter chunk so that a temporary holds about CHUNK numbers."""
-    return max(1024, CHUNK // max(width, 1))
-
-
 def other_size(shape: tuple[int, ...], d: int) -> int:
     return math.prod(shape) // shape[d]
 
 
 @dataclass
+class Layout:
+    """The CSR pattern of a sparse matrix on the observed entries (an unfolding or its transpose).
+
+    ``perm[k]`` is the observed entry stored at CSR position k (None: the entries are already in
+    CSR order). Indices are int32 when every index fits, halving their memory.
+    """
+
+    size: tuple[int, int]
+    crow: torch.Tensor
+    col: torch.Tensor
+    perm: torch.Tensor | None
+
+    @classmethod
+    def build(cls, rows: torch.Tensor, cols: torch.Tensor, size: tuple[int, int]) -> Layout:
+        n, m = size
+        nnz = rows.numel()
+        small = max(n, m, nnz) < 2**31 - 1
+        itype = torch.int32 if small else torch.int64
+        perm = torch.argsort(rows * m + cols, stable=True)
+        if bool((perm == torch.arange(nnz, device=perm.device)).all()):
+            perm = None
+            col = cols.to(itype)
+            counts = torch.bincount(rows, minlength=n)
+        else:
+            col = cols.index_select(0, perm).to(itype)
+            counts = torch.bincount(rows, minlength=n)
+            perm = perm.to(itype)
+        crow = torch.zeros(n + 1, dtype=torch.int64, device=rows.device)
+        torch.cumsum(counts, 0, out=crow[1:])
+        return cls((n, m), crow.to(itype), col, perm)
+
+    def ordered(self, values: torch.Tensor) -> torch.Tensor:
+        """Per-entry values (in the observed order) rearranged into CSR order."""
+        return values if self.perm is None else values.index_select(0, self.perm)
+
+    def matrix(self, values: torch.Tensor) -> torch.Tensor:
+        """The sparse CSR matrix with these per-entry values (given in the observed order)."""
+        return _csr(self.crow, self.col, self.ordered(values), self.size)
+
+    def scatter(self, out: torch.Tensor, csr_values: torch.Tensor) -> None:
+        """out[perm] += csr_values: CSR-ordered values added back in the observed order."""
+        if self.perm is None:
+            out += csr_values
+        else:
+            out.index_add_(0, self.perm, csr_values)
+
+
+@dataclass
 class Observed:
-    """Coordinates of the observed entries with the per-mode row/column indices precomputed."""
+    """Coordinates of the observed entries; the per-mode CSR layouts are built on first use."""
 
     shape: tuple[int, ...]
     idx: torch.Tensor  # (nnz, D) int64 coordinates
-    cols: list[torch.Tensor]  # cols[d]: (nnz,) column in the mode-d unfolding
+    _layouts: dict = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_indices(cls, idx: torch.Tensor, shape: tuple[int, ...]) -> Observed:
-        idx = idx.to(torch.int64)
-        cols = [column_index(idx, shape, d) for d in range(len(shape))]
-        return cls(tuple(int(s) for s in shape), idx, cols)
+        return cls(tuple(int(s) for s in shape), idx.to(torch.int64))
 
     @property
     def nnz(self) -> int:
@@ -68,6 +122,33 @@ class Observed:
 
     def rows(self, d: int) -> torch.Tensor:
         return self.idx[:, d]
+
+    @property
+    def cols(self) -> list[torch.Tensor]:
+        """cols[d]: the column of every entry in the mode-d unfolding (computed on each call)."""
+        return [column_index(self.idx, self.shape, d) for d in range(len(self.shape))]
+
+    def layout(self, d: int, transpose: bool = False) -> Layout:
+        """CSR pattern of S_<d> (or of S_<d>^T), built once and kept."""
+        key = (d, transpose)
+        if key not in self._layouts:
+            rows, cols = self.rows(d), column_index(self.idx, self.shape, d)
+            n, m = self.shape[d], other_size(self.shape, d)
+            if transpose:
+                self._layouts[key] = Layout.build(cols, rows, (m, n))
+            else:
+                self._layouts[key] = Layout.build(rows, cols, (n, m))
+        return self._layouts[key]
+
+    def prepare(self) -> Observed:
+        """Build every mode's CSR layouts (of S_<d> and S_<d>^T) now; returns self."""
+        for d in range(len(self.shape)):
+            self.layout(d)
+            self.layout(d, transpose=True)
+        return self
+
+    def has_layouts(self) -> bool:
+        return all((d, False) in self._layouts for d in range(len(self.shape)))
 
 
 @dataclass
@@ -79,25 +160,52 @@ class LowRankSum:
     V: list[torch.Tensor]  # V[j]: (prod_{i != j} n_i, r_j)
 
     def combine(self, a: float, other: LowRankSum, b: float) -> LowRankSum:
-        """a * self + b * other, by concatenating factors (ranks add)."""
-        W = [torch.cat([a * w1, b * w0], 1) for w1, w0 in zip(self.W, other.W, strict=False)]
-        V = [torch.cat([v1, v0], 1) for v1, v0 in zip(self.V, other.V, strict=False)]
+        """a * self + b * other, by concatenating factors (ranks add).
+
+        When the ranks add up to more than the mode's size n_j (an image's 3 channels), the same
+        matrix is stored exactly as I_{n_j} (a V1 W1^T + b V0 W0^T)^T instead: n_j columns, not
+        r1 + r0.
+        """
+        W, V = [], []
+        for w1, v1, w0, v0 in zip(self.W, self.V, other.W, other.V, strict=False):
+            n = w1.shape[0]
+            if w1.shape[1] + w0.shape[1] > n:
+                W.append(torch.eye(n, dtype=w1.dtype, device=w1.device))
+                v = v1 @ (a * w1).T
+                V.append(v.addmm_(v0, w0.T, alpha=b))
+            else:
+                W.append(torch.cat([a * w1, b * w0], 1))
+                V.append(torch.cat([v1, v0], 1))
         return LowRankSum(self.shape, W, V)
 
     def at(self, obs: Observed) -> torch.Tensor:
-        """Values of X at the observed coordinates, (nnz,)."""
+        """Values of X at the observed coordinates, (nnz,).
+
+        With the CSR layouts of ``obs`` built (the training entries, used by the solver): one
+        sampled product W_d V_d^T per mode. Otherwise (validation or test entries, evaluated a
+        few times): chunked gathers that keep no per-entry index arrays.
+        """
         dtype = self.W[0].dtype
         out = torch.zeros(obs.nnz, dtype=dtype, device=self.W[0].device)
-        for d in range(len(self.shape)):
-            if self.W[d].shape[1] == 0:
-                continue
-            rows, cols = obs.rows(d), obs.cols[d]
-            for a in range(0, obs.nnz, AT_CHUNK):
-                b = min(a + AT_CHUNK, obs.nnz)
-                w = self.W[d].index_select(
-                    0, rows[a:b]
-                )  # index_select: much faster than fancy indexing
-                out[a:b] += (w * self.V[d].index_select(0, cols[a:b])).sum(1)
+        if obs.has_layouts():
+            for d in range(len(self.shape)):
+                if self.W[d].shape[1] == 0:
+                    continue
+                lay = obs.layout(d)
+                pattern = _csr(lay.crow, lay.col, out.new_zeros(obs.nnz), lay.size)
+                vals = torch.sparse.sampled_addmm(pattern, self.W[d], self.V[d].T, beta=0.0)
+                lay.scatter(out, vals.values())
+            return out
+        for a in range(0, obs.nnz, AT_CHUNK):
+            b = min(a + AT_CHUNK, obs.nnz)
+            part = obs.idx[a:b]
+            for d in range(len(self.shape)):
+                if self.W[d].shape[1] == 0:
+                    continue
+                # index_select: much faster than fancy indexing
+                w = self.W[d].index_select(0, part[:, d])
+                v = self.V[d].index_select(0, column_index(part, self.shape, d))
+                out[a:b] += (w * v).sum(1)
         return out
 
     def dense(self) -> torch.Tensor:
@@ -136,19 +244,13 @@ class SparsePlusLowRank:
     # -- Z_<d> R -------------------------------------------------------------------------
     def matmul(self, d: int, R: torch.Tensor) -> torch.Tensor:
         """Z_<d> @ R for R of shape (prod/n_d, c); returns (n_d, c)."""
-        n_d, c = self.shape[d], R.shape[1]
-        out = torch.zeros(n_d, c, dtype=R.dtype, device=R.device)
-        rows, cols, s = self.obs.rows(d), self.obs.cols[d], self.sparse
-        step = _chunk(c)
-        for a in range(0, self.obs.nnz, step):
-            b = min(a + step, self.obs.nnz)
-            out.index_add_(0, rows[a:b], s[a:b, None] * R.index_select(0, cols[a:b]))
+        out = self.obs.layout(d).matrix(self.sparse) @ R
         for j in range(self.D):
             W, V = self.low.W[j], self.low.V[j]
             if W.shape[1] == 0:
                 continue
             if j == d:
-                out += W @ (V.T @ R)
+                out.addmm_(W, V.T @ R)
             else:
                 out += self._cross_matmul(d, j, W, V, R)
         return out
@@ -167,19 +269,13 @@ class SparsePlusLowRank:
     # -- Z_<d>^T L -----------------------------------------------------------------------
     def rmatmul(self, d: int, Lm: torch.Tensor) -> torch.Tensor:
         """Z_<d>^T @ Lm for Lm of shape (n_d, c); returns (prod/n_d, c)."""
-        m, c = other_size(self.shape, d), Lm.shape[1]
-        out = torch.zeros(m, c, dtype=Lm.dtype, device=Lm.device)
-        rows, cols, s = self.obs.rows(d), self.obs.cols[d], self.sparse
-        step = _chunk(c)
-        for a in range(0, self.obs.nnz, step):
-            b = min(a + step, self.obs.nnz)
-            out.index_add_(0, cols[a:b], s[a:b, None] * Lm.index_select(0, rows[a:b]))
+        out = self.obs.layout(d, transpose=True).matrix(self.sparse) @ Lm
         for j in range(self.D):
             W, V = self.low.W[j], self.low.V[j]
             if W.shape[1] == 0:
                 continue
             if j == d:
-                out += V @ (W.T @ Lm)
+                out.addmm_(V, W.T @ Lm)
             else:
                 out += self._cross_rmatmul(d, j, W, V, Lm)
         return out

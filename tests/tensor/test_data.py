@@ -24,6 +24,19 @@ def test_embedded_image_sampling_and_split_sizes():
     assert np.allclose(p.truth[tuple(p.test_idx.T)], p.test_val)
 
 
+@pytest.mark.parametrize(
+    "name, full",
+    [("retina", (1411, 1411, 3)), ("hubble_deep_field", (872, 1000, 3)), ("rocket", (427, 640, 3))],
+)
+def test_larger_shipped_photographs_load_offline(name, full):
+    from mltk_plugins.tensor.data import load_image
+
+    img = load_image(name)  # read from scikit-image's package folder, no download
+    assert img.shape == full and 0 <= img.min() and img.max() <= 1
+    p = make_problem(name, size=40, observed=0.1, seed=0)
+    assert max(p.shape[:2]) == 40 and p.shape[2] == 3 and p.name == name
+
+
 def test_same_seed_same_split_different_seed_different_split():
     a = make_problem("coffee", size=24, observed=0.3, seed=1)
     b = make_problem("coffee", size=24, observed=0.3, seed=1)

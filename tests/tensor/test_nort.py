@@ -147,3 +147,20 @@ def test_fourth_order_tensor_is_recovered():
     o = NortOptions(penalty="lsp", theta=3.0, max_rank=(6, 6, 6, 6), max_iter=800, tol=1e-9)
     Xh, _ = NORT(obs, X.reshape(-1)[lin], [0.3] * 4, o).run()
     assert float((Xh.dense() - X).norm() / X.norm()) < 0.02
+
+
+def test_capped_l1_lambda_search_also_picks_theta_on_validation():
+    import torch
+    from mltk_plugins.tensor import commands as c
+    from mltk_plugins.tensor.config import TensorConfig
+    from mltk_plugins.tensor.data import make_problem
+
+    prob = make_problem("astronaut", size=24, observed=0.3, seed=0)
+    cfg = TensorConfig(size=24, observed=0.3, penalty="capped-l1", path_steps=4, stage_iters=5)
+    res = c.fit(cfg, prob, torch.device("cpu"), lambda m: None, monitor=False)
+    walked = res["theta_search"]
+    assert [w["scale"] for w in walked] == [1.0, 2.0, 4.0]
+    best = min(walked, key=lambda w: w["val_rmse"])
+    assert res["stages"][-1]["val_rmse"] == best["val_rmse"]
+    assert res["iterations"] == sum(w["iterations"] for w in walked)
+    assert abs(res["theta"] - best["scale"] * 3 * res["lam"]) < 1e-6 * res["theta"]

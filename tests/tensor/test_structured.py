@@ -59,8 +59,41 @@ def test_unfolding_matches_the_column_index():
         assert torch.equal(got, want)
 
 
-def test_low_rank_values_at_observed_entries():
-    Z, lin = random_splr((5, 6, 7))
-    assert torch.allclose(Z.low.at(Z.obs), Z.low.dense().reshape(-1)[lin], atol=1e-12)
-    X = dense_reference(Z, lin)
-    assert torch.allclose(Z.dense(), X, atol=1e-12)
+@pytest.mark.parametrize("shape", [(5, 6, 7), (3, 4, 5, 6)])
+def test_low_rank_values_at_observed_entries(shape):
+    Z, lin = random_splr(shape)
+    want = Z.low.dense().reshape(-1)[lin]
+    fresh = Observed.from_indices(Z.obs.idx, shape)
+    assert not fresh.has_layouts()  # chunked gathers
+    assert torch.allclose(Z.low.at(fresh), want, atol=1e-12)
+    assert Z.obs.prepare().has_layouts()  # sampled products on the CSR layouts
+    assert torch.allclose(Z.low.at(Z.obs), want, atol=1e-12)
+    assert torch.allclose(Z.dense(), dense_reference(Z, lin), atol=1e-12)
+
+
+def test_csr_layouts_hold_the_unfoldings():
+    shape = (4, 3, 5)
+    g = torch.Generator().manual_seed(3)
+    N = math.prod(shape)
+    lin = torch.randperm(N, generator=g)[:25]
+    idx = torch.stack(torch.unravel_index(lin, shape), 1)
+    vals = torch.randn(25, generator=g, dtype=torch.float64)
+    X = torch.zeros(N, dtype=torch.float64)
+    X[lin] = vals
+    X = X.reshape(shape)
+    obs = Observed.from_indices(idx, shape)
+    for d in range(3):
+        assert torch.equal(obs.layout(d).matrix(vals).to_dense(), unfold(X, d))
+        assert torch.equal(obs.layout(d, transpose=True).matrix(vals).to_dense(), unfold(X, d).T)
+    # entries already in row order need no permutation
+    srt = Observed.from_indices(idx[torch.argsort(lin)], shape)
+    assert srt.layout(0).perm is None and srt.layout(0).col.dtype == torch.int32
+
+
+def test_combine_keeps_the_tensor_and_caps_the_stored_rank():
+    Z, _ = random_splr((5, 6, 2), rank=2)  # mode 2 has 2 rows: ranks 2 + 2 are stored as 2
+    other, _ = random_splr((5, 6, 2), rank=2, seed=1)
+    both = Z.low.combine(1.5, other.low, -0.5)
+    assert [w.shape[1] for w in both.W] == [4, 4, 2]
+    want = 1.5 * Z.low.dense() - 0.5 * other.low.dense()
+    assert torch.allclose(both.dense(), want, atol=1e-12)
