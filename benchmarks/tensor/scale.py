@@ -7,7 +7,7 @@ entries with noise std 0.01, a test set of 10% that size, capped-l1 at the refer
 proximal-average solver runs where the dense cube fits comfortably. Only coordinates and values
 are ever stored for NORT -- never the cube.
 
-    OMP_NUM_THREADS=1 nice python benchmarks/tensor/scale.py            # all sizes (about 1 h shared)
+    OMP_NUM_THREADS=1 nice python benchmarks/tensor/scale.py            # all sizes (about 15 min)
     python benchmarks/tensor/scale.py --sizes 200,400 --iters 30,20     # a subset
 
 Prints a markdown table and writes scale.json next to this file.
@@ -75,9 +75,9 @@ def one(n: int, iters: int, solver: str) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="200,400,800,1600")
-    ap.add_argument("--iters", default="30,20,10,20")
+    ap.add_argument("--iters", default="50,50,50,40")
     ap.add_argument("--dense-sizes", default="200")
-    ap.add_argument("--dense-iters", type=int, default=10)
+    ap.add_argument("--dense-iters", type=int, default=30)
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--table-only", action="store_true", help="Print the table from the JSON.")
     a = ap.parse_args()
