@@ -17,7 +17,7 @@ from mltk.errors import DataError, UsageError
 
 from . import penalties
 from .config import TensorConfig
-from .continuation import fit_path, rmse
+from .continuation import count_rises, fit_path, rmse
 from .data import Completion, make_problem
 from .nort import Factors, NortOptions
 from .structured import Observed
@@ -228,11 +228,10 @@ def _fit_dense(cfg, prob, obs, vals, val, test, lam, log, device, dtype):
             v = rmse(at(X, val[0]), val[1])
             log(f"{cfg.solver}: lambda {lam_d:.4g}, validation RMSE {v:.4g}")
             if v < best[0]:
-                best, rises = (v, lam_d, X), 0
-            else:
-                rises += 1
-                if rises >= 3 and k >= cfg.path_steps // 2:
-                    break
+                best = (v, lam_d, X)
+            rises = count_rises(v, best[0], rises)
+            if rises >= 3 and k >= cfg.path_steps // 2:
+                break
         _, lam, X = best
     X, hist = run(lam, cfg.max_iter, init=X)
     th = (

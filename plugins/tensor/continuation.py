@@ -8,8 +8,9 @@ the threshold above which the solution is zero, and shrinks geometrically.
 
 - With a fixed ``lam``, the path stops at it and the last stage runs to convergence.
 - Without one (``--lambda-search``), every stage is scored by RMSE on the validation entries;
-  the walk stops once the validation RMSE has risen for ``patience`` stages, and the best stage's
-  solution is then run to convergence.
+  the walk stops once the validation RMSE has stayed more than ``rise_tol`` (1%) above the best
+  for ``patience`` stages in a row (a plateau while the ranks have not yet grown does not count),
+  and the best stage's solution is then run to convergence.
 """
 
 from __future__ import annotations
@@ -43,6 +44,15 @@ def theta_for(
     if penalty == "lsp":
         return math.sqrt(threshold * lam_max) / 10.0
     return penalties.default_theta(penalty, threshold)
+
+
+RISE_TOL = 0.01  # a validation RMSE within 1% of the best is a plateau, not a rise
+
+
+def count_rises(v: float, best: float, rises: int, tol: float = RISE_TOL) -> int:
+    """Consecutive stages whose validation RMSE ``v`` is more than ``tol`` above the best so far
+    (``best`` already includes ``v``): a plateau while the ranks have not grown yet resets it."""
+    return 0 if v <= best * (1 + tol) else rises + 1
 
 
 @dataclass
@@ -86,6 +96,7 @@ def fit_path(
     ratio: float = 0.7,
     stage_iters: int = 40,
     patience: int = 3,
+    rise_tol: float = RISE_TOL,
     monitor: Callable[[Factors], float] | None = None,
     log: Callable[[str], None] | None = None,
     seed: int = 0,
@@ -144,13 +155,10 @@ def fit_path(
             )
         if search:
             if v < best[0]:
-                best, rises = (v, X, thr, th), 0
-            else:
-                rises += 1
-                if (
-                    rises >= patience and i + 1 >= steps // 2
-                ):  # early stages are too coarse to judge
-                    break
+                best = (v, X, thr, th)
+            rises = count_rises(v, best[0], rises, rise_tol)
+            if rises >= patience and i + 1 >= steps // 2:  # early stages are too coarse to judge
+                break
     if search:
         _, X, thr, th = best
         o = replace(opts, theta=th)

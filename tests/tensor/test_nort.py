@@ -164,3 +164,16 @@ def test_capped_l1_lambda_search_also_picks_theta_on_validation():
     assert res["stages"][-1]["val_rmse"] == best["val_rmse"]
     assert res["iterations"] == sum(w["iterations"] for w in walked)
     assert abs(res["theta"] - best["scale"] * 3 * res["lam"]) < 1e-6 * res["theta"]
+
+
+def test_a_validation_plateau_does_not_stop_the_lambda_search():
+    from mltk_plugins.tensor.continuation import count_rises
+
+    best, rises, seen = float("inf"), 0, []
+    # ranks stuck (RMSE creeping up by 0.3% a stage), then a real rise of 5% a stage
+    for v in [0.1259, 0.0930, 0.0931, 0.0932, 0.0934, 0.0980, 0.1030, 0.1080]:
+        best = min(best, v)
+        rises = count_rises(v, best, rises)
+        seen.append(rises)
+    assert seen == [0, 0, 0, 0, 0, 1, 2, 3]
+    assert count_rises(0.1015, 0.1, 2, tol=0.02) == 0 and count_rises(0.103, 0.1, 2, tol=0.02) == 3
