@@ -263,7 +263,9 @@ def run_training(
         run.truncate_metrics(start)
         out.log(f"resumed {run.path} at step {start}")
     wrapped = rt.dist.wrap(model)
-    rng = np.random.default_rng(rt.seed + 1000 * start + rt.dist.rank)
+    rng = np.random.default_rng(rt.seed + 1000 * start + rt.dist.rank)  # captions, labels
+    # the batch order is the same on every rank, and each rank takes its own part of each batch
+    order_rng = np.random.default_rng([rt.seed, start, 7919])
     gen = torch.Generator().manual_seed(rt.seed + 7 + 1000 * start + rt.dist.rank)
 
     # A fixed held-out batch for the health check (text gap), from the largest bucket.
@@ -358,7 +360,7 @@ def run_training(
             tf = store.text(texts, enc_id, encode_texts)
             lat = [store.latents(g, ae_id, _encode_latents_fn(autoencoder, dev)) for g in groups]
             feats, mask = torch.from_numpy(tf["feats"]), torch.from_numpy(tf["mask"])
-            for batch in epoch_batches(offsets, cfg.batch_size, rng, world):
+            for batch in epoch_batches(offsets, cfg.batch_size, order_rng, world):
                 if step >= cfg.steps:
                     break
                 batch = np.array_split(batch, rt.dist.world_size)[rt.dist.rank]
