@@ -57,12 +57,6 @@ def resolve_config(preset: str, config_file: Path | None, overrides: dict) -> Pi
     return cfg
 
 
-def bucket_multiple(size: int, step: int) -> int:
-    """Bucket sides are multiples of size/16 (PixArt's tables: 64 at 1024 px, 32 at 512 px,
-    16 at 256 px), and always of patch size x VAE factor."""
-    return step * max(1, size // (16 * step))
-
-
 def run_train(rt, *, preset, config_file, overrides, init, data, out, resume) -> dict:
     from mltk.config import config_from_dict
     from mltk.runs import RunDir
@@ -102,13 +96,11 @@ def run_train(rt, *, preset, config_file, overrides, init, data, out, resume) ->
     else:
         buckets = None
         if cfg.aspect_buckets:
-            from .data import aspect_buckets
+            from .data import buckets_for
             from .model import vae_factor
 
             factor = pretrained.vae_factor if pretrained is not None else vae_factor(cfg)
-            buckets = aspect_buckets(
-                cfg.image_size, bucket_multiple(cfg.image_size, cfg.patch_size * factor)
-            )
+            buckets = buckets_for(cfg.image_size, cfg.patch_size * factor)
         dataset = folder_dataset(Path(data), cfg.image_size, warn=rt.out.warn, buckets=buckets)
     text_components = None
     if pretrained is None and (data is not None or cfg.autoencoder == "sd"):

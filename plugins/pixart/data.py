@@ -22,7 +22,6 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 
@@ -108,6 +107,18 @@ class BucketedImages:
     def clean(self) -> np.ndarray:
         return np.concatenate([g.clean for g in self.groups])
 
+    @property
+    def classes(self) -> np.ndarray:
+        return np.concatenate([g.classes for g in self.groups])
+
+    @property
+    def short(self) -> list[str]:
+        return [t for g in self.groups for t in g.short]
+
+    @property
+    def dense(self) -> list[list[str]]:
+        return [d for g in self.groups for d in g.dense]
+
     def subset(self, keep: np.ndarray) -> BucketedImages:
         out, start = [], 0
         for g in self.groups:
@@ -127,6 +138,17 @@ def aspect_buckets(size: int, multiple: int) -> dict[float, tuple[int, int]]:
         hw = tuple(max(multiple, int(v * size / 1024 / multiple + 0.5) * multiple) for v in (h, w))
         out.setdefault(hw[0] / hw[1], hw)
     return dict(sorted(out.items()))
+
+
+def bucket_multiple(size: int, step: int) -> int:
+    """Bucket sides are multiples of size/16 (PixArt's tables: 64 at 1024 px, 32 at 512 px,
+    16 at 256 px), and always of patch size x VAE factor (``step``)."""
+    return step * max(1, size // (16 * step))
+
+
+def buckets_for(size: int, step: int) -> dict[float, tuple[int, int]]:
+    """The buckets of a model trained at ``size`` px with patch size x VAE factor ``step``."""
+    return aspect_buckets(size, bucket_multiple(size, step))
 
 
 def nearest_bucket(
@@ -230,11 +252,6 @@ def caption_table(data: CaptionedImages) -> tuple[list[str], np.ndarray, np.ndar
     """Distinct captions (``""`` first: the dropped caption) and per-image indices into them:
     short (N,) and dense (N, K) padded with -1. A :class:`BucketedImages` is read group after
     group."""
-    if isinstance(data, BucketedImages):
-        data = SimpleNamespace(
-            short=[t for g in data.groups for t in g.short],
-            dense=[d for g in data.groups for d in g.dense],
-        )
     texts = [""]
     index: dict[str, int] = {"": 0}
 
@@ -246,7 +263,7 @@ def caption_table(data: CaptionedImages) -> tuple[list[str], np.ndarray, np.ndar
 
     short = np.array([idx(t) for t in data.short], np.int64)
     k = max(len(d) for d in data.dense)
-    dense = np.full((len(data.short), k), -1, np.int64)
+    dense = np.full((len(data), k), -1, np.int64)
     for i, d in enumerate(data.dense):
         dense[i, : len(d)] = [idx(t) for t in d]
     return texts, short, dense

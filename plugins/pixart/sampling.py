@@ -146,12 +146,10 @@ def decode(bundle: Bundle, latents: torch.Tensor) -> torch.Tensor:
 
 def bucket_for(bundle: Bundle, height: int, width: int) -> tuple[int, int]:
     """The aspect-ratio bucket (of the model's native size) nearest ``height / width``."""
-    from .commands import bucket_multiple
-    from .data import aspect_buckets, nearest_bucket
+    from .data import buckets_for, nearest_bucket
 
     native = int(bundle.transformer.config.sample_size) * bundle.vae_factor
-    step = bundle.patch_size * bundle.vae_factor
-    return nearest_bucket(height, width, aspect_buckets(native, bucket_multiple(native, step)))
+    return nearest_bucket(height, width, buckets_for(native, bundle.patch_size * bundle.vae_factor))
 
 
 def to_uint8(images: torch.Tensor):

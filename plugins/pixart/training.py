@@ -244,7 +244,7 @@ def run_training(
         e = enc.to(enc_device, T.text_dtype(rt.dtype))
         return T.encode(tok, e, ts, cfg.max_length, device=enc_device)
 
-    classes = torch.from_numpy(np.concatenate([g.classes for g in groups]))
+    classes = torch.from_numpy(data.classes)
     model = model.to(dev)
     if cfg.gradient_checkpointing:
         model.enable_gradient_checkpointing()
@@ -286,6 +286,8 @@ def run_training(
             return_dict=False,
         )[0]
 
+    factor = M.vae_factor(cfg) if pretrained is None else pretrained.vae_factor
+
     def _micro(m, x):
         """The 1024 model's micro-conditions: the batch's pixel height, width and their ratio."""
         mm = getattr(m, "module", m)
@@ -296,8 +298,6 @@ def run_training(
             "resolution": torch.tensor([[float(h), float(w)]], device=dev).repeat(b, 1),
             "aspect_ratio": torch.full((b, 1), h / w, device=dev),
         }
-
-    factor = M.vae_factor(cfg) if pretrained is None else pretrained.vae_factor
 
     def sample_x0(lat, idx):
         """Latents of rows ``idx`` (all from one bucket) of the concatenated groups."""

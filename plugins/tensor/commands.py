@@ -98,11 +98,6 @@ def fit(
     ``monitor`` records the test RMSE along the way (for the convergence curve; not free).
     """
     dtype = getattr(torch, cfg.dtype)
-    # the training entries (a set) are put in C order: the CSR layouts of the first unfolding
-    # and of the last unfolding's transpose then need no permutation
-    order = np.lexsort(prob.train_idx.T[::-1])
-    prob.train_idx, prob.train_val = prob.train_idx[order], prob.train_val[order]
-    del order
     obs = _obs(prob.train_idx, prob.shape, device)
     vals = torch.from_numpy(prob.train_val).to(device, dtype)
     val = (_obs(prob.val_idx, prob.shape, device), torch.from_numpy(prob.val_val).to(device, dtype))

@@ -51,6 +51,12 @@ class Completion:
     observed_mask: np.ndarray | None = None  # dense boolean mask of all observed entries
     is_image: bool = False
 
+    def __post_init__(self) -> None:
+        # the training entries (a set) are kept in C order: the CSR layouts of the first
+        # unfolding and of the last unfolding's transpose then need no permutation
+        order = np.lexsort(self.train_idx.T[::-1])
+        self.train_idx, self.train_val = self.train_idx[order], self.train_val[order]
+
     @property
     def n_observed(self) -> int:
         return (

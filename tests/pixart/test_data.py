@@ -123,7 +123,7 @@ def test_text_and_latent_features_are_built_once_then_hit(tmp_path):
 @pytest.mark.parametrize("size", [256, 512, 1024])
 def test_aspect_buckets_are_diffusers_pixart_tables_at_their_sizes(size):
     from diffusers.pipelines.pixart_alpha import pipeline_pixart_alpha as P
-    from mltk_plugins.pixart.commands import bucket_multiple
+    from mltk_plugins.pixart.data import bucket_multiple
 
     table = getattr(P, f"ASPECT_RATIO_{size}_BIN")
     ours = aspect_buckets(size, bucket_multiple(size, 16))  # patch 2 x SD VAE 8
@@ -131,7 +131,7 @@ def test_aspect_buckets_are_diffusers_pixart_tables_at_their_sizes(size):
 
 
 def test_aspect_buckets_at_toy_size_are_valid_resolutions():
-    from mltk_plugins.pixart.commands import bucket_multiple
+    from mltk_plugins.pixart.data import bucket_multiple
     from mltk_plugins.pixart.model import check_resolution
 
     buckets = aspect_buckets(32, bucket_multiple(32, 4))

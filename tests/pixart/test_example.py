@@ -2,31 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "examples" / "pixart" / "tiny_end_to_end.sh"
+from tests.examples import run_example
 
 
 # five `mltk` processes (torch + diffusers imports each): about 40 s on one core
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 def test_tiny_end_to_end_example_runs(tmp_path):
-    env = dict(os.environ)
-    env.update(
-        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-        MLTK_CACHE_DIR=str(tmp_path / "cache"),
-        MLTK_LOAD_PLUGINS="pixart",
-        OMP_NUM_THREADS="1",
-        PIXART_STEPS="4",
-    )
-    proc = subprocess.run(["bash", str(SCRIPT), str(tmp_path / "work")], env=env, capture_output=True,
-                          text=True, timeout=300)  # fmt: skip
+    proc = run_example("pixart/tiny_end_to_end.sh", "pixart", tmp_path, tmp_path / "work",
+                       PIXART_STEPS="4")  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "empty prompt file -> exit 5" in proc.stdout
     assert (tmp_path / "work" / "images" / "grid.png").is_file()
