@@ -49,6 +49,7 @@ def validate(cfg: TensorConfig) -> None:
         ("--max-rank", cfg.max_rank),
         ("--max-iter", cfg.max_iter),
         ("--power-iters", cfg.power_iters),
+        ("--final-power-iters", cfg.final_power_iters),
         ("--path-steps", cfg.path_steps),
         ("--stage-iters", cfg.stage_iters),
     ):
@@ -148,9 +149,10 @@ def fit(
                 log=log,
                 seed=seed,
                 theta_scale=scale,
+                final_power_iters=cfg.final_power_iters,
             )
-            walked.append((scale, r.stages[-1].val_rmse, len(r.history.objective)))
-            if res is None or r.stages[-1].val_rmse < res.stages[-1].val_rmse:
+            walked.append((scale, r.val_rmse, len(r.history.objective)))
+            if res is None or r.val_rmse < res.val_rmse:
                 res = r
         X = res.factors
         out = {
@@ -160,6 +162,8 @@ def fit(
             "history": res.history,
             "ranks": X.ranks,
             "stages": [s.__dict__ for s in res.stages],
+            "refined": res.refined,
+            "val_rmse": res.val_rmse,
         }
         if len(walked) > 1:
             out["theta_search"] = [

@@ -28,6 +28,7 @@ class TensorConfig:
     max_iter: int = 300  # iterations of the final stage
     tol: float = 1e-5  # stop when the objective changes by less than this (relative)
     power_iters: int = 1  # block power iterations per mode and step (warm started)
+    final_power_iters: int = 2  # the same, in the final stage (the one run to convergence)
     path_steps: int = 15  # lambda path length (each stage warm-starts the next)
     path_ratio: float = 0.7  # geometric shrink factor of the path
     stage_iters: int = 20  # iterations per path stage

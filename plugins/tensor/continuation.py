@@ -10,7 +10,9 @@ the threshold above which the solution is zero, and shrinks geometrically.
 - Without one (``--lambda-search``), every stage is scored by RMSE on the validation entries;
   the walk stops once the validation RMSE has stayed more than ``rise_tol`` (1%) above the best
   for ``patience`` stages in a row (a plateau while the ranks have not yet grown does not count),
-  and the best stage's solution is then run to convergence.
+  and the best stage's solution is then run to convergence. When converging does worse on the
+  validation entries than the stage it started from (capped-l1 can), the stage's solution is
+  returned: the search keeps whatever is best on validation.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ class Stage:
     seconds: float
     val_rmse: float | None
     ranks: list[int]
+    power_iters: int = 1
 
 
 @dataclass
@@ -76,6 +79,8 @@ class FitResult:
     lam_max: float
     seconds: float = 0.0
     extra: dict = field(default_factory=dict)
+    val_rmse: float | None = None  # of the returned factors
+    refined: bool = True  # False: the refinement did worse on validation and was discarded
 
 
 def rmse(pred: torch.Tensor, truth: torch.Tensor) -> float:
@@ -101,8 +106,15 @@ def fit_path(
     log: Callable[[str], None] | None = None,
     seed: int = 0,
     theta_scale: float = 2.0,
+    final_power_iters: int | None = None,
 ) -> FitResult:
-    """Solve along the lambda path; ``lam`` is the per-mode weight (threshold = D * lam)."""
+    """Solve along the lambda path; ``lam`` is the per-mode weight (threshold = D * lam).
+
+    The path stages take ``opts.power_iters`` power iterations per mode and step; the final stage
+    (run to convergence) takes ``final_power_iters`` when given. One warm-started iteration
+    underestimates the smaller singular values, so the penalty drops directions that an exact SVD
+    keeps: on the full-size retina at 20% observed NORT then ends at ranks 75 instead of 98.
+    """
     D = len(obs.shape)
     started = time.perf_counter()
     norms = sparse_spectral_norms(obs, values, seed=seed)
@@ -141,13 +153,18 @@ def fit_path(
             theta=th,
             max_iter=opts.max_iter if last else stage_iters,
             tol=opts.tol if last else 10 * opts.tol,
+            power_iters=(final_power_iters or opts.power_iters) if last else opts.power_iters,
         )
         solver = NORT(obs, values, [thr / D] * D, o, generator=gen)
         n_before = len(hist.objective)
         X, hist = solver.run(init=X, monitor=monitor, history=hist, t0=clock)
         clock = hist.time[-1] if hist.time else clock
         v = rmse(X.low().at(val[0]), val[1]) if val is not None and val[1].numel() else None
-        stages.append(Stage(thr, thr / D, th, len(hist.objective) - n_before, clock, v, X.ranks))
+        stages.append(
+            Stage(
+                thr, thr / D, th, len(hist.objective) - n_before, clock, v, X.ranks, o.power_iters
+            )
+        )
         if log:
             vtxt = f", validation RMSE {v:.4g}" if v is not None else ""
             log(
@@ -161,16 +178,43 @@ def fit_path(
                 break
     if search:
         _, X, thr, th = best
-        o = replace(opts, theta=th)
+        o = replace(opts, theta=th, power_iters=final_power_iters or opts.power_iters)
         solver = NORT(obs, values, [thr / D] * D, o, generator=gen)
         n_before = len(hist.objective)
         X, hist = solver.run(init=X, monitor=monitor, history=hist, t0=clock)
         v = rmse(X.low().at(val[0]), val[1])
         stages.append(
-            Stage(thr, thr / D, th, len(hist.objective) - n_before, hist.time[-1], v, X.ranks)
+            Stage(
+                thr,
+                thr / D,
+                th,
+                len(hist.objective) - n_before,
+                hist.time[-1],
+                v,
+                X.ranks,
+                o.power_iters,
+            )
         )
         if log:
             log(f"chosen lambda {thr / D:.4g}: validation RMSE {v:.4g} after refinement")
+        refined = v <= best[0]
+        if not refined:
+            # converging at this lambda fitted the training entries at the cost of the held-out
+            # ones (capped-l1 can drop directions while keeping the large singular values
+            # unshrunk), so the path's solution, the best on validation, is returned
+            X, v = best[1], best[0]
+            if log:
+                log(f"kept the path's solution (validation RMSE {v:.4g}): the refinement did worse")
     else:
-        thr, th = thresholds[-1], stages[-1].theta
-    return FitResult(X, thr / D, th, stages, hist, lam_max, time.perf_counter() - started)
+        thr, th, v, refined = thresholds[-1], stages[-1].theta, stages[-1].val_rmse, True
+    return FitResult(
+        X,
+        thr / D,
+        th,
+        stages,
+        hist,
+        lam_max,
+        time.perf_counter() - started,
+        val_rmse=v,
+        refined=refined,
+    )

@@ -175,9 +175,12 @@ class NORT:
                 extra = min(o.explore, k - basis.shape[1]) if basis.shape[1] else k
                 basis = torch.cat([basis, self._randn(n_d, extra)], 1)
             Q = _orth(basis)[:, :k]
-            for it in range(o.power_iters):
+            # a block that spans the whole mode (k = n_d, an image's 3 channels) gives the exact
+            # SVD after one pass, so further power iterations would repeat the same products
+            passes = 1 if k == n_d else o.power_iters
+            for it in range(passes):
                 Qv = _orth(Z.rmatmul(d, Q))  # (m_d, k)
-                if it + 1 < o.power_iters:
+                if it + 1 < passes:
                     Q = _orth(Z.matmul(d, Qv))
             B = Z.matmul(d, Qv)  # (n_d, k): Z_<d> ~ B Qv^T
             Ub, Rb = torch.linalg.qr(B, mode="reduced")

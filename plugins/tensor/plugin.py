@@ -68,6 +68,9 @@ def _fit_options(
     max_iter: Optional[int] = typer.Option(None, help="Iterations of the final stage."),
     tol: Optional[float] = typer.Option(None, help="Relative objective change that stops a stage."),
     power_iters: Optional[int] = typer.Option(None, help="Power iterations per mode and step."),
+    final_power_iters: Optional[int] = typer.Option(
+        None, help="Power iterations per mode and step in the final stage."
+    ),
     path_steps: Optional[int] = typer.Option(None, help="Length of the lambda path."),
     path_ratio: Optional[float] = typer.Option(None, help="Shrink factor between path stages."),
     stage_iters: Optional[int] = typer.Option(None, help="Iterations per path stage."),
@@ -132,6 +135,7 @@ def _run_fit(write_dense: bool, kw: dict) -> None:
         "max_iter",
         "tol",
         "power_iters",
+        "final_power_iters",
         "path_steps",
         "path_ratio",
         "stage_iters",

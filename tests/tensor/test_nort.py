@@ -161,7 +161,7 @@ def test_capped_l1_lambda_search_also_picks_theta_on_validation():
     walked = res["theta_search"]
     assert [w["scale"] for w in walked] == [1.0, 2.0, 4.0]
     best = min(walked, key=lambda w: w["val_rmse"])
-    assert res["stages"][-1]["val_rmse"] == best["val_rmse"]
+    assert res["val_rmse"] == best["val_rmse"]
     assert res["iterations"] == sum(w["iterations"] for w in walked)
     assert abs(res["theta"] - best["scale"] * 3 * res["lam"]) < 1e-6 * res["theta"]
 
@@ -177,3 +177,66 @@ def test_a_validation_plateau_does_not_stop_the_lambda_search():
         seen.append(rises)
     assert seen == [0, 0, 0, 0, 0, 1, 2, 3]
     assert count_rises(0.1015, 0.1, 2, tol=0.02) == 0 and count_rises(0.103, 0.1, 2, tol=0.02) == 3
+
+
+def test_a_block_spanning_the_whole_mode_takes_one_exact_pass(monkeypatch):
+    """An image-like mode of size 3 (rank cap 3) is solved exactly in one pass; the other modes
+    take every power iteration asked for."""
+    from mltk_plugins.tensor import penalties
+    from mltk_plugins.tensor.nort import Factors
+    from mltk_plugins.tensor.structured import SparsePlusLowRank
+
+    obs, vals, _, idx = low_rank_problem(shape=(12, 13, 3), fraction=0.5, seed=6)
+    o = NortOptions(penalty="lsp", theta=2.0, max_rank=(6, 6, 3), power_iters=3)
+    solver = NORT(obs, vals, [0.2] * 3, o)
+    calls = {0: 0, 1: 0, 2: 0}
+    real = SparsePlusLowRank.rmatmul
+
+    def counting(self, d, Lm):
+        calls[d] += 1
+        return real(self, d, Lm)
+
+    monkeypatch.setattr(SparsePlusLowRank, "rmatmul", counting)
+    zero = Factors.zeros(obs.shape, solver.alpha, vals.dtype, vals.device)
+    X = solver.prox_step(zero.low(), torch.zeros_like(vals), zero.U)
+    assert calls == {0: 3, 1: 3, 2: 1}
+    # the one pass is the exact SVD: the zero-filled observed tensor's mode-3 singular values,
+    # shrunk by the penalty's proximal operator
+    Z = torch.zeros(obs.shape, dtype=vals.dtype)
+    Z[tuple(idx.T)] = vals
+    exact = penalties.prox(torch.linalg.svdvals(unfold(Z, 2)), solver.Lam, o.theta, o.penalty)
+    exact = exact[exact > 0]
+    assert torch.allclose(X.s[2], exact, rtol=1e-10, atol=1e-12)
+
+
+def test_the_final_stage_takes_its_own_power_iterations():
+    obs, vals, _, idx = low_rank_problem(shape=(20, 21, 22), fraction=0.3, seed=4)
+    o = NortOptions(penalty="lsp", max_rank=(8, 8, 8), max_iter=50, tol=1e-6)
+    res = fit_path(obs, vals, o, lam=0.05, ratio=0.5, stage_iters=5, final_power_iters=3)
+    assert len(res.stages) > 1
+    assert [s.power_iters for s in res.stages] == [1] * (len(res.stages) - 1) + [3]
+
+
+def test_the_search_keeps_the_path_solution_when_refining_does_worse_on_validation():
+    from mltk_plugins.tensor.structured import Observed
+
+    obs, vals, X, idx = low_rank_problem(shape=(20, 21, 22), fraction=0.3, seed=4, noise=0.3)
+    perm = torch.randperm(obs.nnz, generator=torch.Generator().manual_seed(0))
+    tr, va = perm[: int(0.9 * len(perm))], perm[int(0.9 * len(perm)) :]
+    o_tr, o_va = (
+        Observed.from_indices(idx[tr], obs.shape),
+        Observed.from_indices(idx[va], obs.shape),
+    )
+    kw = dict(val=(o_va, vals[va]), steps=10, stage_iters=2)
+    # LSP: converging at the chosen lambda helps, and its solution is returned
+    lsp = fit_path(o_tr, vals[tr], NortOptions(penalty="lsp", max_rank=(8, 8, 8)), **kw)
+    assert lsp.refined and lsp.val_rmse == lsp.stages[-1].val_rmse
+    assert lsp.val_rmse < min(s.val_rmse for s in lsp.stages[:-1])
+    # capped-l1 on noisy data: the converged point fits the training entries at the expense of
+    # the held-out ones, so the best path stage is returned
+    o = NortOptions(penalty="capped-l1", max_rank=(8, 8, 8))
+    res = fit_path(o_tr, vals[tr], o, theta_scale=4.0, **kw)
+    best_stage = min(s.val_rmse for s in res.stages[:-1])
+    assert res.stages[-1].val_rmse > 1.05 * best_stage
+    assert not res.refined and res.val_rmse == best_stage
+    assert rmse(res.factors.low().at(o_va), vals[va]) == pytest.approx(best_stage, rel=1e-12)
