@@ -72,6 +72,29 @@ def rmse(a, b) -> float:
     return float(np.sqrt(np.mean((np.asarray(a, dtype=np.float64) - b) ** 2)))
 
 
+def path_file(image: str, size: int, observed: float, max_rank: int) -> Path:
+    """Where NORT-LSP leaves its lambda path for the dense PA run (per rank cap)."""
+    cap = "" if max_rank == 100 else f"-r{max_rank}"
+    return HERE / f".path-{image}-{size}-{observed}{cap}.json"
+
+
+def key(r: dict) -> tuple:
+    """Rows with the same key replace each other in images.json."""
+    cap = r.get("path", {}).get("max_rank", 100)
+    return (r["method"], r["observed"], r.get("size"), r.get("image", "astronaut"), cap)
+
+
+def label(r: dict) -> str:
+    cap = r.get("path", {}).get("max_rank", 100)
+    if cap == 100:
+        return r["method"]
+    return (
+        f"{r['method']}, rank cap {cap}"
+        if r["method"].startswith("nort")
+        else (f"{r['method']}, on that path")
+    )
+
+
 def run_method(method: str, image: str, size: int, observed: float, seed: int, path: dict) -> dict:
     import numpy as np
     import torch
@@ -100,11 +123,12 @@ def run_method(method: str, image: str, size: int, observed: float, seed: int, p
         test = res["test"]["rmse"]
         info = {"lambda": res["lam"], "iterations": res["iterations"], "ranks": res["ranks"]}
         if method == "nort-lsp":  # hand the path to the dense PA run
-            info["path"] = [(s["threshold"], s["theta"], s["iters"]) for s in res["stages"]]
+            stages = res["stages"] if res["refined"] else res["stages"][:-1]
+            info["path"] = [(s["threshold"], s["theta"], s["iters"]) for s in stages]
     elif method == "dense-pa-lsp":
         from mltk_plugins.tensor.dense import dense_proximal_average
 
-        path = json.loads((HERE / f".path-{image}-{size}-{observed}.json").read_text())
+        path = json.loads(path_file(image, size, observed, path["max_rank"]).read_text())
         idx = torch.from_numpy(prob.train_idx)
         vals = torch.from_numpy(prob.train_val).float()
         X, iters = None, 0
@@ -186,6 +210,7 @@ def main() -> None:
     ap.add_argument("--path-ratio", type=float, default=0.7)
     ap.add_argument("--stage-iters", type=int, default=20)
     ap.add_argument("--max-iter", type=int, default=300, help="Iterations of the final stage.")
+    ap.add_argument("--max-rank", type=int, default=100, help="NORT's rank cap per mode.")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--table-only", action="store_true", help="Print the table from the JSON.")
     a = ap.parse_args()
@@ -194,6 +219,7 @@ def main() -> None:
         "path_ratio": a.path_ratio,
         "stage_iters": a.stage_iters,
         "max_iter": a.max_iter,
+        "max_rank": a.max_rank,
     }
     if a.one:
         method, obs = a.one.split(":")
@@ -224,6 +250,8 @@ def main() -> None:
                 str(a.stage_iters),
                 "--max-iter",
                 str(a.max_iter),
+                "--max-rank",
+                str(a.max_rank),
             ]
             p = subprocess.run(cmd, capture_output=True, text=True)
             if p.returncode != 0:
@@ -235,20 +263,11 @@ def main() -> None:
             else:
                 row = json.loads(p.stdout.strip().splitlines()[-1])
             if "path" in row:
-                (HERE / f".path-{a.image}-{a.size}-{obs}.json").write_text(
-                    json.dumps(row.pop("path"))
-                )
+                path_file(a.image, a.size, obs, a.max_rank).write_text(json.dumps(row.pop("path")))
             row.update(image=a.image, size=a.size, path=path)
-            rows = [
-                r
-                for r in rows
-                if not (
-                    r["method"] == method
-                    and r["observed"] == obs
-                    and r.get("size") == a.size
-                    and r.get("image", "astronaut") == a.image
-                )
-            ] + [row]
+            # read again: another run of this script may have added rows meanwhile
+            rows = json.loads(out_path.read_text()) if out_path.exists() else []
+            rows = [r for r in rows if key(r) != key(row)] + [row]
             out_path.write_text(json.dumps(rows, indent=2))
             print(json.dumps(row), file=sys.stderr, flush=True)
     side = f"{a.size} px longest side" if a.size else "original size"
@@ -264,18 +283,19 @@ def main() -> None:
         rows,
         key=lambda r: (
             -r["observed"],
+            r.get("path", {}).get("max_rank", 100),
             METHODS.index(r["method"]) if r["method"] in METHODS else 99,
         ),
     ):
         if r.get("size") != a.size or r.get("image", "astronaut") != a.image:
             continue
         if "error" in r:
-            print(f"| {r['observed']:.0%} | {r['method']} | failed: {r['error']} | | | | | |")
+            print(f"| {r['observed']:.0%} | {label(r)} | failed: {r['error']} | | | | | |")
             continue
         chosen = r.get("lambda", r.get("chosen", ""))
         chosen = f"{chosen:.3g}" if isinstance(chosen, float) else chosen
         print(
-            f"| {r['observed']:.0%} | {r['method']} | {r['test_rmse']:.4f} | {20 * math.log10(1 / r['test_rmse']):.2f} | "
+            f"| {r['observed']:.0%} | {label(r)} | {r['test_rmse']:.4f} | {20 * math.log10(1 / r['test_rmse']):.2f} | "
             f"{r.get('cpu_seconds', float('nan')):.1f} | {r['seconds']:.1f} | {r['peak_memory_mb'] - r['baseline_memory_mb']:.0f} | {chosen} |"
         )
 

@@ -10,7 +10,8 @@ the threshold above which the solution is zero, and shrinks geometrically.
 - Without one (``--lambda-search``), every stage is scored by RMSE on the validation entries;
   the walk stops once the validation RMSE has stayed more than ``rise_tol`` (1%) above the best
   for ``patience`` stages in a row (a plateau while the ranks have not yet grown does not count),
-  and the best stage's solution is then run to convergence. When converging does worse on the
+  and the best stage's solution is then run to convergence. While the last stage of the path is
+  the best so far, the path goes on (by the same ratio, up to twice its length). When converging does worse on the
   validation entries than the stage it started from (capped-l1 can), the stage's solution is
   returned: the search keeps whatever is best on validation.
 """
@@ -176,6 +177,9 @@ def fit_path(
             rises = count_rises(v, best[0], rises, rise_tol)
             if rises >= patience and i + 1 >= steps // 2:  # early stages are too coarse to judge
                 break
+            if i + 1 == len(thresholds) and best[2] == thr and len(thresholds) < 2 * steps:
+                # the best lambda so far is the grid's last: the path goes on past its end
+                thresholds.append(thr * ratio)
     if search:
         _, X, thr, th = best
         o = replace(opts, theta=th, power_iters=final_power_iters or opts.power_iters)

@@ -240,3 +240,32 @@ def test_the_search_keeps_the_path_solution_when_refining_does_worse_on_validati
     assert res.stages[-1].val_rmse > 1.05 * best_stage
     assert not res.refined and res.val_rmse == best_stage
     assert rmse(res.factors.low().at(o_va), vals[va]) == pytest.approx(best_stage, rel=1e-12)
+
+
+def test_the_search_extends_a_path_whose_last_stage_is_the_best():
+    from mltk_plugins.tensor.structured import Observed
+
+    obs, vals, X, idx = low_rank_problem(shape=(20, 21, 22), fraction=0.3, seed=4)
+    perm = torch.randperm(obs.nnz, generator=torch.Generator().manual_seed(0))
+    tr, va = perm[: int(0.9 * len(perm))], perm[int(0.9 * len(perm)) :]
+    o_tr, o_va = (
+        Observed.from_indices(idx[tr], obs.shape),
+        Observed.from_indices(idx[va], obs.shape),
+    )
+    o = NortOptions(penalty="lsp", max_rank=(8, 8, 8), max_iter=50)
+    # three stages shrinking by 0.9 stay far above the best lambda: the path must go on, by the
+    # same ratio, and stop at twice its length
+    res = fit_path(o_tr, vals[tr], o, val=(o_va, vals[va]), steps=3, ratio=0.9, stage_iters=5)
+    path = [s.threshold for s in res.stages[:-1]]
+    assert len(path) == 6
+    assert all(b == pytest.approx(0.9 * a) for a, b in zip(path, path[1:], strict=False))
+    assert res.stages[-1].threshold == path[-1]  # the last (best) stage is the one refined
+    # on very noisy data the validation RMSE turns up early: the walk stops, no extension
+    obs, vals, X, idx = low_rank_problem(shape=(20, 21, 22), fraction=0.3, seed=4, noise=1.0)
+    o_tr, o_va = (
+        Observed.from_indices(idx[tr], obs.shape),
+        Observed.from_indices(idx[va], obs.shape),
+    )
+    noisy = fit_path(o_tr, vals[tr], o, val=(o_va, vals[va]), steps=10, ratio=0.5, stage_iters=5)
+    v = [s.val_rmse for s in noisy.stages[:-1]]
+    assert len(v) <= 10 and v.index(min(v)) < len(v) - 1
