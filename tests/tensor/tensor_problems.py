@@ -20,3 +20,12 @@ def low_rank_problem(shape=(14, 15, 16), rank=2, fraction=0.35, noise=0.01, seed
     idx = torch.stack(torch.unravel_index(lin, shape), 1)
     vals = X.reshape(-1)[lin] + noise * torch.randn(len(lin), generator=g, dtype=torch.float64)
     return Observed.from_indices(idx, shape), vals, X, idx
+
+
+def split_validation(obs, vals, idx, fraction=0.9, seed=0):
+    """The observed entries split into training and validation: (o_tr, v_tr, o_va, v_va, tr, va)."""
+    perm = torch.randperm(obs.nnz, generator=torch.Generator().manual_seed(seed))
+    tr, va = perm[: int(fraction * len(perm))], perm[int(fraction * len(perm)) :]
+    o_tr = Observed.from_indices(idx[tr], obs.shape)
+    o_va = Observed.from_indices(idx[va], obs.shape)
+    return o_tr, vals[tr], o_va, vals[va], tr, va

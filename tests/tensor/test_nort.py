@@ -13,7 +13,7 @@ from mltk_plugins.tensor.nort import (
     sparse_spectral_norms,
 )
 from mltk_plugins.tensor.structured import unfold
-from tensor_problems import low_rank_problem
+from tensor_problems import low_rank_problem, split_validation
 
 
 @pytest.fixture
@@ -116,14 +116,7 @@ def test_capped_l1_from_zero_stalls_but_continuation_recovers():
 
 def test_lambda_search_picks_a_lambda_on_the_path_and_beats_the_first_stage():
     obs, vals, X, idx = low_rank_problem(shape=(20, 21, 22), fraction=0.3, seed=4)
-    perm = torch.randperm(obs.nnz, generator=torch.Generator().manual_seed(0))
-    from mltk_plugins.tensor.structured import Observed
-
-    tr, va = perm[: int(0.9 * len(perm))], perm[int(0.9 * len(perm)) :]
-    o_tr, o_va = (
-        Observed.from_indices(idx[tr], obs.shape),
-        Observed.from_indices(idx[va], obs.shape),
-    )
+    o_tr, _, o_va, _, tr, va = split_validation(obs, vals, idx)
     o = NortOptions(penalty="lsp", max_rank=(8, 8, 8), max_iter=300, tol=1e-6)
     res = fit_path(o_tr, vals[tr], o, val=(o_va, vals[va]), steps=10, stage_iters=30)
     v = [s.val_rmse for s in res.stages]
@@ -218,15 +211,9 @@ def test_the_final_stage_takes_its_own_power_iterations():
 
 
 def test_the_search_keeps_the_path_solution_when_refining_does_worse_on_validation():
-    from mltk_plugins.tensor.structured import Observed
 
     obs, vals, X, idx = low_rank_problem(shape=(20, 21, 22), fraction=0.3, seed=4, noise=0.3)
-    perm = torch.randperm(obs.nnz, generator=torch.Generator().manual_seed(0))
-    tr, va = perm[: int(0.9 * len(perm))], perm[int(0.9 * len(perm)) :]
-    o_tr, o_va = (
-        Observed.from_indices(idx[tr], obs.shape),
-        Observed.from_indices(idx[va], obs.shape),
-    )
+    o_tr, _, o_va, _, tr, va = split_validation(obs, vals, idx)
     kw = dict(val=(o_va, vals[va]), steps=10, stage_iters=2)
     # LSP: converging at the chosen lambda helps, and its solution is returned
     lsp = fit_path(o_tr, vals[tr], NortOptions(penalty="lsp", max_rank=(8, 8, 8)), **kw)
@@ -246,12 +233,7 @@ def test_the_search_extends_a_path_whose_last_stage_is_the_best():
     from mltk_plugins.tensor.structured import Observed
 
     obs, vals, X, idx = low_rank_problem(shape=(20, 21, 22), fraction=0.3, seed=4)
-    perm = torch.randperm(obs.nnz, generator=torch.Generator().manual_seed(0))
-    tr, va = perm[: int(0.9 * len(perm))], perm[int(0.9 * len(perm)) :]
-    o_tr, o_va = (
-        Observed.from_indices(idx[tr], obs.shape),
-        Observed.from_indices(idx[va], obs.shape),
-    )
+    o_tr, _, o_va, _, tr, va = split_validation(obs, vals, idx)
     o = NortOptions(penalty="lsp", max_rank=(8, 8, 8), max_iter=50)
     # three stages shrinking by 0.9 stay far above the best lambda: the path must go on, by the
     # same ratio, and stop at twice its length
