@@ -193,6 +193,7 @@ def _run_fit(write_dense: bool, kw: dict) -> None:
         "iterations": res["iterations"],
         "seconds": round(res["seconds"], 3),
         "ranks": res["ranks"],
+        **{k: res[k] for k in ("val_rmse", "refined") if k in res},
         "peak_memory_mb": round(c.peak_memory_mb(), 1),
         "run": str(run.path),
         "files": files,

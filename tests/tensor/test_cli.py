@@ -83,6 +83,9 @@ def test_complete_on_a_tiny_image_writes_everything(capsys, tmp_path):
     res = json.loads(out)
     assert res["schema_version"] == 1 and max(res["shape"][:2]) == 24 and res["shape"][2] == 3
     assert 0 < res["test_rmse"] < 0.5 * zero_fill_rmse("chelsea")
+    # lambda was searched: the validation RMSE of the returned solution, and whether the final
+    # refinement was kept
+    assert res["refined"] in (True, False) and 0 < res["val_rmse"] < 0.5 * zero_fill_rmse("chelsea")
     for f in (
         "completed.npy",
         "completed.png",
