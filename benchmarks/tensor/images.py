@@ -72,27 +72,30 @@ def rmse(a, b) -> float:
     return float(np.sqrt(np.mean((np.asarray(a, dtype=np.float64) - b) ** 2)))
 
 
+DEFAULT_CAP = 100  # TensorConfig.max_rank; rows from before --max-rank existed used it
+
+
 def path_file(image: str, size: int, observed: float, max_rank: int) -> Path:
     """Where NORT-LSP leaves its lambda path for the dense PA run (per rank cap)."""
-    cap = "" if max_rank == 100 else f"-r{max_rank}"
+    cap = "" if max_rank == DEFAULT_CAP else f"-r{max_rank}"
     return HERE / f".path-{image}-{size}-{observed}{cap}.json"
+
+
+def cap_of(r: dict) -> int:
+    return r.get("path", {}).get("max_rank", DEFAULT_CAP)
 
 
 def key(r: dict) -> tuple:
     """Rows with the same key replace each other in images.json."""
-    cap = r.get("path", {}).get("max_rank", 100)
-    return (r["method"], r["observed"], r.get("size"), r.get("image", "astronaut"), cap)
+    return (r["method"], r["observed"], r.get("size"), r.get("image", "astronaut"), cap_of(r))
 
 
 def label(r: dict) -> str:
-    cap = r.get("path", {}).get("max_rank", 100)
-    if cap == 100:
+    if cap_of(r) == DEFAULT_CAP:
         return r["method"]
-    return (
-        f"{r['method']}, rank cap {cap}"
-        if r["method"].startswith("nort")
-        else (f"{r['method']}, on that path")
-    )
+    if r["method"].startswith("nort"):
+        return f"{r['method']}, rank cap {cap_of(r)}"
+    return f"{r['method']}, on that path"
 
 
 def run_method(method: str, image: str, size: int, observed: float, seed: int, path: dict) -> dict:
@@ -210,7 +213,7 @@ def main() -> None:
     ap.add_argument("--path-ratio", type=float, default=0.7)
     ap.add_argument("--stage-iters", type=int, default=20)
     ap.add_argument("--max-iter", type=int, default=300, help="Iterations of the final stage.")
-    ap.add_argument("--max-rank", type=int, default=100, help="NORT's rank cap per mode.")
+    ap.add_argument("--max-rank", type=int, default=DEFAULT_CAP, help="NORT's rank cap per mode.")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--table-only", action="store_true", help="Print the table from the JSON.")
     a = ap.parse_args()
@@ -283,7 +286,7 @@ def main() -> None:
         rows,
         key=lambda r: (
             -r["observed"],
-            r.get("path", {}).get("max_rank", 100),
+            cap_of(r),
             METHODS.index(r["method"]) if r["method"] in METHODS else 99,
         ),
     ):

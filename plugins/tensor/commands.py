@@ -17,7 +17,7 @@ from mltk.errors import DataError, UsageError
 
 from . import penalties
 from .config import TensorConfig
-from .continuation import count_rises, fit_path, rmse
+from .continuation import ValidationWalk, fit_path, rmse
 from .data import Completion, make_problem
 from .nort import Factors, NortOptions
 from .structured import Observed
@@ -220,18 +220,15 @@ def _fit_dense(cfg, prob, obs, vals, val, test, lam, log, device, dtype):
 
     X = None
     if lam is None:  # the same warm-started validation walk as NORT's, on the dense solver
-        best, rises = (math.inf, None, None), 0
-        for k in range(1, cfg.path_steps + 1):
-            lam_d = lam_max * cfg.path_ratio**k / D
-            X, _ = run(lam_d, 2 * cfg.stage_iters, init=X)
+        walk = ValidationWalk(lam_max, cfg.path_ratio, cfg.path_steps)
+        for k, thr in enumerate(walk.thresholds):
+            X, _ = run(thr / D, 2 * cfg.stage_iters, init=X)
             v = rmse(at(X, val[0]), val[1])
-            log(f"{cfg.solver}: lambda {lam_d:.4g}, validation RMSE {v:.4g}")
-            if v < best[0]:
-                best = (v, lam_d, X)
-            rises = count_rises(v, best[0], rises)
-            if rises >= 3 and k >= cfg.path_steps // 2:
+            log(f"{cfg.solver}: lambda {thr / D:.4g}, validation RMSE {v:.4g}")
+            if walk.record(k, v, X):
                 break
-        _, lam, X = best
+        _, thr, X = walk.best
+        lam = thr / D
     X, hist = run(lam, cfg.max_iter, init=X)
     th = (
         0.0

@@ -59,6 +59,42 @@ def count_rises(v: float, best: float, rises: int, tol: float = RISE_TOL) -> int
 
 
 @dataclass
+class ValidationWalk:
+    """The lambda search's rule, shared by NORT and the dense solvers.
+
+    ``thresholds`` is the geometric path (lam_max * ratio^k, k = 1..steps); ``record`` scores a
+    stage and says whether to stop: after ``patience`` consecutive rises past the first half of
+    the path. While the last stage is the best so far, the path is extended by the same ratio, up
+    to twice its length. ``best`` is (validation RMSE, threshold, whatever the caller keeps).
+    """
+
+    lam_max: float
+    ratio: float
+    steps: int
+    patience: int = 3
+    rise_tol: float = RISE_TOL
+    thresholds: list[float] = field(default_factory=list)
+    best: tuple = (math.inf, None, None)
+    rises: int = 0
+
+    def __post_init__(self):
+        self.thresholds = [self.lam_max * self.ratio ** (k + 1) for k in range(self.steps)]
+
+    def record(self, i: int, v: float, keep) -> bool:
+        thr = self.thresholds[i]
+        if v < self.best[0]:
+            self.best = (v, thr, keep)
+        self.rises = count_rises(v, self.best[0], self.rises, self.rise_tol)
+        if self.rises >= self.patience and i + 1 >= self.steps // 2:  # early stages: too coarse
+            return True
+        last = i + 1 == len(self.thresholds)
+        if last and self.best[1] == thr and len(self.thresholds) < 2 * self.steps:
+            # the best lambda so far is the grid's last: the path goes on past its end
+            self.thresholds.append(thr * self.ratio)
+        return False
+
+
+@dataclass
 class Stage:
     threshold: float
     lam: float  # per-mode objective weight = threshold / D
@@ -127,8 +163,9 @@ def fit_path(
         raise ValueError(
             "the lambda search needs validation entries (--val-fraction > 0) or a fixed --lambda"
         )
+    walk = ValidationWalk(lam_max, ratio, steps, patience, rise_tol) if search else None
     if search:
-        thresholds = [lam_max * ratio ** (k + 1) for k in range(steps)]
+        thresholds = walk.thresholds
     else:
         target = D * lam
         if target >= lam_max * ratio or opts.penalty == "nuclear":
@@ -143,8 +180,6 @@ def fit_path(
     hist = History()
     X: Factors | None = None
     stages: list[Stage] = []
-    best = (math.inf, None, None, None)  # (val rmse, factors, threshold, theta)
-    rises = 0
     clock = 0.0
     for i, thr in enumerate(thresholds):
         th = theta_for(opts.penalty, thr, lam_max, theta, theta_scale)
@@ -171,17 +206,11 @@ def fit_path(
             log(
                 f"lambda {thr / D:.4g} (threshold {thr:.4g}): {len(hist.objective) - n_before} iterations, ranks {X.ranks}{vtxt}"
             )
-        if search:
-            if v < best[0]:
-                best = (v, X, thr, th)
-            rises = count_rises(v, best[0], rises, rise_tol)
-            if rises >= patience and i + 1 >= steps // 2:  # early stages are too coarse to judge
-                break
-            if i + 1 == len(thresholds) and best[2] == thr and len(thresholds) < 2 * steps:
-                # the best lambda so far is the grid's last: the path goes on past its end
-                thresholds.append(thr * ratio)
+        if search and walk.record(i, v, (X, th)):
+            break
     if search:
-        _, X, thr, th = best
+        best_v, thr, (X_best, th) = walk.best
+        X = X_best
         o = replace(opts, theta=th, power_iters=final_power_iters or opts.power_iters)
         solver = NORT(obs, values, [thr / D] * D, o, generator=gen)
         n_before = len(hist.objective)
@@ -201,12 +230,12 @@ def fit_path(
         )
         if log:
             log(f"chosen lambda {thr / D:.4g}: validation RMSE {v:.4g} after refinement")
-        refined = v <= best[0]
+        refined = v <= best_v
         if not refined:
             # converging at this lambda fitted the training entries at the cost of the held-out
             # ones (capped-l1 can drop directions while keeping the large singular values
             # unshrunk), so the path's solution, the best on validation, is returned
-            X, v = best[1], best[0]
+            X, v = X_best, best_v
             if log:
                 log(f"kept the path's solution (validation RMSE {v:.4g}): the refinement did worse")
     else:

@@ -251,3 +251,19 @@ def test_the_search_extends_a_path_whose_last_stage_is_the_best():
     noisy = fit_path(o_tr, vals[tr], o, val=(o_va, vals[va]), steps=10, ratio=0.5, stage_iters=5)
     v = [s.val_rmse for s in noisy.stages[:-1]]
     assert len(v) <= 10 and v.index(min(v)) < len(v) - 1
+
+
+def test_the_validation_walk_extends_stops_and_keeps_the_best():
+    from mltk_plugins.tensor.continuation import ValidationWalk
+
+    w = ValidationWalk(lam_max=1.0, ratio=0.5, steps=4)
+    assert w.thresholds == [0.5, 0.25, 0.125, 0.0625]
+    # still falling at the end of the grid: the grid grows by the same ratio, to at most 8
+    stops = [w.record(i, 1.0 - 0.1 * i, f"X{i}") for i in range(8)]
+    assert not any(stops) and len(w.thresholds) == 8
+    assert w.best == (pytest.approx(0.3), 0.5**8, "X7")
+    # rising three stages in a row after the first half of the grid: stop, keep the best
+    w = ValidationWalk(lam_max=1.0, ratio=0.5, steps=6)
+    stops = [w.record(i, v, i) for i, v in enumerate([0.9, 0.5, 0.6, 0.7, 0.8])]
+    assert stops == [False, False, False, False, True] and w.best[2] == 1
+    assert len(w.thresholds) == 6
