@@ -91,7 +91,9 @@ def load_image(source: str, size: int | None = None) -> np.ndarray:
 
             img = io.imread(str(path))
         except Exception as exc:  # any decoder failure is a data problem
-            raise DataError(f"could not read the image {source}: {exc}") from exc
+            # decoders explain at length (which plugins to install); the first line says it all
+            reason = (str(exc).strip().splitlines() or ["not a readable image"])[0].rstrip(".")
+            raise DataError(f"could not read the image {source}: {reason}") from exc
     img = np.asarray(img)
     if img.ndim == 2:
         raise DataError(
