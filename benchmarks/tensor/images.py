@@ -66,6 +66,21 @@ def reset_peak() -> float:
     return peak_mb()
 
 
+def warm_up(dev) -> None:
+    """Create the CUDA libraries' handles and load their kernels before the clock starts."""
+    import torch
+
+    a = torch.randn(64, 32, device=dev)
+    torch.linalg.qr(a)
+    torch.linalg.svd(a, full_matrices=False)
+    torch.linalg.svdvals(a)
+    torch.linalg.eigh(a.T @ a)
+    csr = (a * (a > 1)).to_sparse_csr()
+    csr @ a.T
+    torch.sparse.sampled_addmm(csr, a, a[:32].T, beta=0.0)
+    torch.cuda.synchronize(dev)
+
+
 def rmse(a, b) -> float:
     import numpy as np
 
@@ -85,9 +100,20 @@ def cap_of(r: dict) -> int:
     return r.get("path", {}).get("max_rank", DEFAULT_CAP)
 
 
+def device_of(r: dict) -> str:
+    return r.get("device", "cpu")
+
+
 def key(r: dict) -> tuple:
     """Rows with the same key replace each other in images.json."""
-    return (r["method"], r["observed"], r.get("size"), r.get("image", "astronaut"), cap_of(r))
+    return (
+        r["method"],
+        r["observed"],
+        r.get("size"),
+        r.get("image", "astronaut"),
+        cap_of(r),
+        device_of(r),
+    )
 
 
 def label(r: dict) -> str:
@@ -98,7 +124,9 @@ def label(r: dict) -> str:
     return f"{r['method']}, on that path"
 
 
-def run_method(method: str, image: str, size: int, observed: float, seed: int, path: dict) -> dict:
+def run_method(
+    method: str, image: str, size: int, observed: float, seed: int, path: dict, device: str = "cpu"
+) -> dict:
     import numpy as np
     import torch
 
@@ -107,8 +135,20 @@ def run_method(method: str, image: str, size: int, observed: float, seed: int, p
     from mltk_plugins.tensor.config import TensorConfig
     from mltk_plugins.tensor.data import make_problem
 
+    dev = torch.device(device)
+    cuda = dev.type == "cuda"
     prob = make_problem(image, size=size or None, observed=observed, seed=seed)
-    base = reset_peak()
+    if cuda:
+        warm_up(dev)
+        torch.cuda.reset_peak_memory_stats(dev)
+        # the solvers move the data to the GPU themselves: count it as the data, not the method
+        arrays = [prob.train_idx, prob.train_val]
+        if not method.startswith("dense"):
+            arrays += [prob.val_idx, prob.val_val, prob.test_idx, prob.test_val]
+        data_mb = sum(a.size * (8 if a.dtype.kind in "iu" else 4) for a in arrays) / 2**20
+        base = torch.cuda.memory_allocated(dev) / 2**20 + data_mb
+    else:
+        base = reset_peak()
     t0 = time.perf_counter()
     cpu0 = time.process_time()
     info: dict = {}
@@ -122,7 +162,7 @@ def run_method(method: str, image: str, size: int, observed: float, seed: int, p
             solver="convex" if method == "convex" else "nort",
             **path,
         )
-        res = c.fit(cfg, prob, torch.device("cpu"), lambda m: None, seed=seed, monitor=False)
+        res = c.fit(cfg, prob, dev, lambda m: None, seed=seed, monitor=False)
         test = res["test"]["rmse"]
         info = {"lambda": res["lam"], "iterations": res["iterations"], "ranks": res["ranks"]}
         if method == "nort-lsp":  # hand the path to the dense PA run
@@ -132,8 +172,8 @@ def run_method(method: str, image: str, size: int, observed: float, seed: int, p
         from mltk_plugins.tensor.dense import dense_proximal_average
 
         path = json.loads(path_file(image, size, observed, path["max_rank"]).read_text())
-        idx = torch.from_numpy(prob.train_idx)
-        vals = torch.from_numpy(prob.train_val).float()
+        idx = torch.from_numpy(prob.train_idx).to(dev)
+        vals = torch.from_numpy(prob.train_val).to(dev, torch.float32)
         X, iters = None, 0
         for thr, th, it in path:
             X, h = dense_proximal_average(
@@ -148,7 +188,7 @@ def run_method(method: str, image: str, size: int, observed: float, seed: int, p
                 init=X,
             )
             iters += len(h.objective)
-        test = rmse(X.numpy()[tuple(prob.test_idx.T)], prob.test_val)
+        test = rmse(X.cpu().numpy()[tuple(prob.test_idx.T)], prob.test_val)
         info = {"iterations": iters, "ranks": h.ranks[-1]}
     else:
         import tensorly as tl
@@ -190,14 +230,22 @@ def run_method(method: str, image: str, size: int, observed: float, seed: int, p
                 best = (v, g, Xh)
         test = rmse(best[2][tuple(prob.test_idx.T)], prob.test_val)
         info = {"chosen": best[1]}
+    if cuda:
+        torch.cuda.synchronize(dev)
+        peak = torch.cuda.max_memory_allocated(dev) / 2**20
+        info["gpu"] = torch.cuda.get_device_name(dev)
+        info["host_peak_memory_mb"] = peak_mb()
+    else:
+        peak = peak_mb()
     return {
         "method": method,
         "observed": observed,
         "test_rmse": test,
         "seconds": time.perf_counter() - t0,
-        "cpu_seconds": time.process_time() - cpu0,
-        "peak_memory_mb": peak_mb(),
+        "cpu_seconds": None if cuda else time.process_time() - cpu0,  # spin-waits on a GPU
+        "peak_memory_mb": peak,
         "baseline_memory_mb": base,
+        "device": device,
         **info,
     }
 
@@ -214,6 +262,11 @@ def main() -> None:
     ap.add_argument("--stage-iters", type=int, default=20)
     ap.add_argument("--max-iter", type=int, default=300, help="Iterations of the final stage.")
     ap.add_argument("--max-rank", type=int, default=DEFAULT_CAP, help="NORT's rank cap per mode.")
+    ap.add_argument(
+        "--device",
+        default="cpu",
+        help="cpu or cuda[:i]: NORT, dense PA and convex run there (tensorly's methods: cpu only).",
+    )
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--table-only", action="store_true", help="Print the table from the JSON.")
     a = ap.parse_args()
@@ -226,13 +279,19 @@ def main() -> None:
     }
     if a.one:
         method, obs = a.one.split(":")
-        print(json.dumps(run_method(method, a.image, a.size, float(obs), a.seed, path)))
+        print(json.dumps(run_method(method, a.image, a.size, float(obs), a.seed, path, a.device)))
         return
+    methods = a.methods.split(",")
+    if a.device != "cpu":
+        skipped = [m for m in methods if m.startswith("tl-")]
+        methods = [m for m in methods if not m.startswith("tl-")]
+        if skipped:
+            print(f"skipping {', '.join(skipped)}: tensorly runs on numpy (cpu)", file=sys.stderr)
     out_path = HERE / "images.json"
     rows = json.loads(out_path.read_text()) if out_path.exists() else []
     observed_runs = [] if a.table_only else [float(x) for x in a.observed.split(",")]
     for obs in observed_runs:
-        for method in a.methods.split(","):
+        for method in methods:
             print(f"running {method} at {obs:.0%} observed...", file=sys.stderr, flush=True)
             cmd = [
                 sys.executable,
@@ -255,6 +314,8 @@ def main() -> None:
                 str(a.max_iter),
                 "--max-rank",
                 str(a.max_rank),
+                "--device",
+                a.device,
             ]
             p = subprocess.run(cmd, capture_output=True, text=True)
             if p.returncode != 0:
@@ -267,17 +328,22 @@ def main() -> None:
                 row = json.loads(p.stdout.strip().splitlines()[-1])
             if "path" in row:
                 path_file(a.image, a.size, obs, a.max_rank).write_text(json.dumps(row.pop("path")))
-            row.update(image=a.image, size=a.size, path=path)
+            row.update(image=a.image, size=a.size, path=path, device=a.device)
             # read again: another run of this script may have added rows meanwhile
             rows = json.loads(out_path.read_text()) if out_path.exists() else []
             rows = [r for r in rows if key(r) != key(row)] + [row]
             out_path.write_text(json.dumps(rows, indent=2))
             print(json.dumps(row), file=sys.stderr, flush=True)
     side = f"{a.size} px longest side" if a.size else "original size"
-    print(f"{a.image}, {side}, 2 shared CPU cores, 1 thread per method\n")
+    gpu = [r["gpu"] for r in rows if device_of(r) == a.device and "gpu" in r]
+    where = f"{gpu[-1]} ({a.device})" if gpu else "2 shared CPU cores, 1 thread per method"
+    print(f"{a.image}, {side}, {where}\n")
+    memory = (
+        "peak GPU memory above data (MB)" if a.device != "cpu" else "peak memory above data (MB)"
+    )
     print(
         "| observed | method | test RMSE | PSNR (dB) | CPU time (s) | wall time (s) "
-        "| peak memory above data (MB) | chosen |"
+        f"| {memory} | chosen |"
     )
     print("|---|---|---|---|---|---|---|---|")
     import math
@@ -292,6 +358,8 @@ def main() -> None:
     ):
         if r.get("size") != a.size or r.get("image", "astronaut") != a.image:
             continue
+        if device_of(r) != a.device:
+            continue
         if "error" in r:
             print(f"| {r['observed']:.0%} | {label(r)} | failed: {r['error']} | | | | | |")
             continue
@@ -299,7 +367,7 @@ def main() -> None:
         chosen = f"{chosen:.3g}" if isinstance(chosen, float) else chosen
         print(
             f"| {r['observed']:.0%} | {label(r)} | {r['test_rmse']:.4f} | {20 * math.log10(1 / r['test_rmse']):.2f} | "
-            f"{r.get('cpu_seconds', float('nan')):.1f} | {r['seconds']:.1f} | {r['peak_memory_mb'] - r['baseline_memory_mb']:.0f} | {chosen} |"
+            f"{r.get('cpu_seconds') or float('nan'):.1f} | {r['seconds']:.1f} | {r['peak_memory_mb'] - r['baseline_memory_mb']:.0f} | {chosen} |"
         )
 
 

@@ -122,6 +122,9 @@ def fit(
         raise UsageError(
             "no validation entries for the lambda search: give --lambda or a --val-fraction above 0"
         )
+    cuda = torch.device(device).type == "cuda"
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
     start = time.perf_counter()
     if cfg.solver == "nort":
         # capped-l1's theta rule (a multiple of the threshold) matters: when lambda is searched,
@@ -173,6 +176,9 @@ def fit(
     else:
         out = _fit_dense(cfg, prob, obs, vals, val, test, lam, log, device, dtype)
         test_pred = out.pop("test_pred")
+    if cuda:
+        torch.cuda.synchronize(device)
+        out["gpu_peak_memory_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
     out["seconds"] = time.perf_counter() - start
     out["iterations"] = sum(
         t["iterations"]

@@ -195,6 +195,7 @@ def _run_fit(write_dense: bool, kw: dict) -> None:
         "ranks": res["ranks"],
         **{k: res[k] for k in ("val_rmse", "refined") if k in res},
         "peak_memory_mb": round(c.peak_memory_mb(), 1),
+        **{k: round(res[k], 1) for k in ("gpu_peak_memory_mb",) if k in res},
         "run": str(run.path),
         "files": files,
     }
