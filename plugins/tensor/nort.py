@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 import torch
 
 from . import penalties
-from .structured import LowRankSum, Observed, SparsePlusLowRank, other_size
+from .structured import LowRankSum, Observed, SparsePlusLowRank, other_size, tall_mm
 
 
 @dataclass
@@ -175,14 +175,18 @@ class NORT:
                 extra = min(o.explore, k - basis.shape[1]) if basis.shape[1] else k
                 basis = torch.cat([basis, self._randn(n_d, extra)], 1)
             Q = _orth(basis)[:, :k]
-            # a block that spans the whole mode (k = n_d, an image's 3 channels) gives the exact
-            # SVD after one pass, so further power iterations would repeat the same products
-            passes = 1 if k == n_d else o.power_iters
-            for it in range(passes):
-                Qv = _orth(Z.rmatmul(d, Q))  # (m_d, k)
-                if it + 1 < passes:
-                    Q = _orth(Z.matmul(d, Qv))
-            B = Z.matmul(d, Qv)  # (n_d, k): Z_<d> ~ B Qv^T
+            if k == n_d:
+                # the block spans the whole mode (an image's 3 channels): one product gives the
+                # exact SVD. Z_<d>^T Q = Qv R and Q Q^T = I give Z_<d> = (Q R^T) Qv^T, so neither
+                # power iterations nor the second product are needed.
+                Qv, Rv = torch.linalg.qr(Z.rmatmul(d, Q), mode="reduced")
+                B = Q @ Rv.T
+            else:
+                for it in range(o.power_iters):
+                    Qv = _orth(Z.rmatmul(d, Q))  # (m_d, k)
+                    if it + 1 < o.power_iters:
+                        Q = _orth(Z.matmul(d, Qv))
+                B = Z.matmul(d, Qv)  # (n_d, k): Z_<d> ~ B Qv^T
             Ub, Rb = torch.linalg.qr(B, mode="reduced")
             Us, S, Vh = torch.linalg.svd(Rb)
             s = penalties.prox(S, self.Lam, o.theta, o.penalty)
@@ -190,7 +194,7 @@ class NORT:
             keep = min(keep, o.max_rank[d])
             U_new.append((Ub @ Us[:, :keep]).contiguous())
             s_new.append(s[:keep].contiguous())
-            V_new.append((Qv @ Vh[:keep].T).contiguous())
+            V_new.append(tall_mm(Qv, Vh[:keep].T))
         return Factors(self.shape, U_new, s_new, V_new, list(self.alpha))
 
     # -- the loop ------------------------------------------------------------------------

@@ -40,6 +40,32 @@ def _csr(crow, col, values, size) -> torch.Tensor:
 
 
 AT_CHUNK = 1 << 15  # entries per chunk when evaluating X at coordinates (rank-wide temporaries)
+SKINNY_BLOCK = 4  # rows per block in tall_mm
+
+
+def tall_mm(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+    """A @ B for a tall, thin A (N x k, k <= 8), as a contiguous (N, B.shape[1]) tensor.
+
+    CPU BLAS multiplies a 3-column matrix (an image's colour-mode factor, one row per pixel)
+    several times slower than memory allows. Taking the rows SKINNY_BLOCK at a time against
+    kron(I, B) computes the same products (plus exact zeros) in one wider GEMM; a column-major A
+    (a QR factor) is multiplied as (B^T A^T)^T instead.
+    """
+    N, k = A.shape
+    if A.device.type != "cpu" or k > 8 or N < 4096:
+        return (A @ B).contiguous()
+    if not A.is_contiguous():
+        if A.T.is_contiguous():
+            return (B.T @ A.T).T.contiguous()
+        A = A.contiguous()
+    b, m = SKINNY_BLOCK, B.shape[1]
+    n = N - N % b
+    out = A.new_empty(N, m)
+    K = torch.kron(torch.eye(b, dtype=B.dtype, device=B.device), B.contiguous())
+    torch.mm(A[:n].view(-1, k * b), K, out=out[:n].view(-1, m * b))
+    if n < N:
+        torch.mm(A[n:], B, out=out[n:])
+    return out
 
 
 def column_index(idx: torch.Tensor, shape: tuple[int, ...], d: int) -> torch.Tensor:
@@ -171,8 +197,8 @@ class LowRankSum:
             n = w1.shape[0]
             if w1.shape[1] + w0.shape[1] > n:
                 W.append(torch.eye(n, dtype=w1.dtype, device=w1.device))
-                v = v1 @ (a * w1).T
-                V.append(v.addmm_(v0, w0.T, alpha=b))
+                v = tall_mm(v1, (a * w1).T)
+                V.append(v.add_(tall_mm(v0, w0.T), alpha=b))
             else:
                 W.append(torch.cat([a * w1, b * w0], 1))
                 V.append(torch.cat([v1, v0], 1))
@@ -275,7 +301,10 @@ class SparsePlusLowRank:
             if W.shape[1] == 0:
                 continue
             if j == d:
-                out.addmm_(V, W.T @ Lm)
+                if V.shape[1] <= 8:  # a full small mode (an image's colour mode)
+                    out += tall_mm(V, W.T @ Lm)
+                else:
+                    out.addmm_(V, W.T @ Lm)
             else:
                 out += self._cross_rmatmul(d, j, W, V, Lm)
         return out

@@ -173,8 +173,8 @@ def test_a_validation_plateau_does_not_stop_the_lambda_search():
 
 
 def test_a_block_spanning_the_whole_mode_takes_one_exact_pass(monkeypatch):
-    """An image-like mode of size 3 (rank cap 3) is solved exactly in one pass; the other modes
-    take every power iteration asked for."""
+    """An image-like mode of size 3 (rank cap 3) is solved exactly from one product with Z^T
+    (none with Z); the other modes take every power iteration asked for."""
     from mltk_plugins.tensor import penalties
     from mltk_plugins.tensor.nort import Factors
     from mltk_plugins.tensor.structured import SparsePlusLowRank
@@ -182,17 +182,22 @@ def test_a_block_spanning_the_whole_mode_takes_one_exact_pass(monkeypatch):
     obs, vals, _, idx = low_rank_problem(shape=(12, 13, 3), fraction=0.5, seed=6)
     o = NortOptions(penalty="lsp", theta=2.0, max_rank=(6, 6, 3), power_iters=3)
     solver = NORT(obs, vals, [0.2] * 3, o)
-    calls = {0: 0, 1: 0, 2: 0}
-    real = SparsePlusLowRank.rmatmul
+    calls = {"rmatmul": [0, 0, 0], "matmul": [0, 0, 0]}
 
-    def counting(self, d, Lm):
-        calls[d] += 1
-        return real(self, d, Lm)
+    def counting(name):
+        real = getattr(SparsePlusLowRank, name)
 
-    monkeypatch.setattr(SparsePlusLowRank, "rmatmul", counting)
+        def wrapped(self, d, M):
+            calls[name][d] += 1
+            return real(self, d, M)
+
+        return wrapped
+
+    for name in calls:
+        monkeypatch.setattr(SparsePlusLowRank, name, counting(name))
     zero = Factors.zeros(obs.shape, solver.alpha, vals.dtype, vals.device)
     X = solver.prox_step(zero.low(), torch.zeros_like(vals), zero.U)
-    assert calls == {0: 3, 1: 3, 2: 1}
+    assert calls == {"rmatmul": [3, 3, 1], "matmul": [3, 3, 0]}
     # the one pass is the exact SVD: the zero-filled observed tensor's mode-3 singular values,
     # shrunk by the penalty's proximal operator
     Z = torch.zeros(obs.shape, dtype=vals.dtype)
@@ -200,6 +205,17 @@ def test_a_block_spanning_the_whole_mode_takes_one_exact_pass(monkeypatch):
     exact = penalties.prox(torch.linalg.svdvals(unfold(Z, 2)), solver.Lam, o.theta, o.penalty)
     exact = exact[exact > 0]
     assert torch.allclose(X.s[2], exact, rtol=1e-10, atol=1e-12)
+    # from a point with every mode's term present, the mode-3 term is the exact prox of the
+    # dense Z = point - gradient (full SVD), factors and all
+    point, at_obs = X.low(), X.low().at(obs)
+    Y = solver.prox_step(point, at_obs, X.U)
+    Zd = SparsePlusLowRank(obs, vals - at_obs, point).dense()
+    U, S, Vh = torch.linalg.svd(unfold(Zd, 2), full_matrices=False)
+    shrunk = penalties.prox(S, solver.Lam, o.theta, o.penalty)
+    r = int((shrunk > 0).sum())
+    want = (U[:, :r] * shrunk[:r]) @ Vh[:r]
+    got = (Y.U[2] * Y.s[2]) @ Y.V[2].T
+    assert torch.allclose(got, want, rtol=1e-9, atol=1e-10)
 
 
 def test_the_final_stage_takes_its_own_power_iterations():

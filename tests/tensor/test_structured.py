@@ -6,7 +6,14 @@ import math
 
 import pytest
 import torch
-from mltk_plugins.tensor.structured import LowRankSum, Observed, SparsePlusLowRank, fold, unfold
+from mltk_plugins.tensor.structured import (
+    LowRankSum,
+    Observed,
+    SparsePlusLowRank,
+    fold,
+    tall_mm,
+    unfold,
+)
 
 
 def random_splr(shape, rank=3, seed=0):
@@ -97,3 +104,27 @@ def test_combine_keeps_the_tensor_and_caps_the_stored_rank():
     assert [w.shape[1] for w in both.W] == [4, 4, 2]
     want = 1.5 * Z.low.dense() - 0.5 * other.low.dense()
     assert torch.allclose(both.dense(), want, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("rows", "k", "m", "layout"),
+    [
+        (10_003, 3, 3, "row"),  # rows not a multiple of the block
+        (10_000, 3, 2, "row"),
+        (10_001, 3, 3, "column"),  # a QR factor
+        (10_000, 5, 4, "strided"),
+        (10_000, 12, 3, "row"),  # too wide for the blocked product
+        (100, 3, 3, "row"),  # too short
+    ],
+)
+def test_tall_mm_equals_the_plain_product(rows, k, m, layout):
+    g = torch.Generator().manual_seed(rows + k)
+    A = torch.randn(rows, k, generator=g, dtype=torch.float64)
+    if layout == "column":
+        A = A.T.contiguous().T
+    elif layout == "strided":
+        A = torch.randn(rows, 2 * k, generator=g, dtype=torch.float64)[:, ::2]
+    B = torch.randn(m, k, generator=g, dtype=torch.float64).T  # a transposed view, as used
+    out = tall_mm(A, B)
+    assert out.is_contiguous() and out.shape == (rows, m)
+    assert torch.allclose(out, A @ B, rtol=1e-13, atol=1e-13)
