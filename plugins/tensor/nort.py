@@ -162,6 +162,9 @@ class NORT:
             self.device, self.dtype
         )
 
+    def _eye(self, n: int) -> torch.Tensor:
+        return torch.eye(n, dtype=self.dtype, device=self.device)
+
     def prox_step(self, point: LowRankSum, point_at_obs: torch.Tensor, warm: list) -> Factors:
         """X_{t+1} from the (extrapolated) point: gradient step, per-mode prox, average."""
         o = self.opts
@@ -170,18 +173,19 @@ class NORT:
         for d in range(self.D):
             n_d, m_d = self.shape[d], other_size(self.shape, d)
             k = min(o.max_rank[d], n_d, m_d)
-            basis = warm[d]
-            if basis.shape[1] < k:
-                extra = min(o.explore, k - basis.shape[1]) if basis.shape[1] else k
-                basis = torch.cat([basis, self._randn(n_d, extra)], 1)
-            Q = _orth(basis)[:, :k]
             if k == n_d:
-                # the block spans the whole mode (an image's 3 channels): one product gives the
-                # exact SVD. Z_<d>^T Q = Qv R and Q Q^T = I give Z_<d> = (Q R^T) Qv^T, so neither
-                # power iterations nor the second product are needed.
-                Qv, Rv = torch.linalg.qr(Z.rmatmul(d, Q), mode="reduced")
-                B = Q @ Rv.T
+                # the rank cap allows the whole mode (an image's 3 channels, or every mode of a
+                # small tensor): one product with the identity gives the exact SVD. Z_<d>^T = Qv R
+                # gives Z_<d> = R^T Qv^T, so neither power iterations nor a second product are
+                # needed.
+                Qv, Rv = torch.linalg.qr(Z.rmatmul(d, self._eye(n_d)), mode="reduced")
+                B = Rv.T
             else:
+                basis = warm[d]
+                if basis.shape[1] < k:
+                    extra = min(o.explore, k - basis.shape[1]) if basis.shape[1] else k
+                    basis = torch.cat([basis, self._randn(n_d, extra)], 1)
+                Q = _orth(basis)[:, :k]
                 for it in range(o.power_iters):
                     Qv = _orth(Z.rmatmul(d, Q))  # (m_d, k)
                     if it + 1 < o.power_iters:

@@ -36,6 +36,26 @@ def test_nort_and_dense_proximal_average_reach_the_same_objective(problem, penal
     assert float((X.dense() - Xd).norm() / Xd.norm()) < 1e-3
 
 
+@pytest.mark.parametrize("penalty,theta", [("lsp", 3.0), ("capped-l1", 2.0)])
+def test_with_every_mode_allowed_in_full_nort_takes_the_dense_solvers_steps(
+    problem, penalty, theta
+):
+    """Rank caps at the mode sizes make every per-mode SVD exact, so NORT's iterates are the dense
+    proximal average's, step for step (not only at convergence)."""
+    obs, vals, _, idx = problem
+    lam = [10.0, 10.0, 10.0]  # ranks well below the mode sizes
+    o = NortOptions(
+        penalty=penalty, theta=theta, max_rank=obs.shape, max_iter=12, tol=0.0, momentum="none"
+    )
+    X, h = NORT(obs, vals, lam, o).run()
+    Xd, hd = dense_proximal_average(
+        obs.shape, idx, vals, lam, penalty, theta, max_iter=12, tol=0.0, momentum="none"
+    )
+    assert max(X.ranks) < min(obs.shape) - 3
+    assert h.objective == pytest.approx(hd.objective, rel=1e-9)
+    assert float((X.dense() - Xd).norm() / Xd.norm()) < 1e-9
+
+
 @pytest.mark.parametrize("momentum", ["adaptive", "restart", "none"])
 def test_every_momentum_rule_converges_to_the_same_point(problem, momentum):
     obs, vals, _, idx = problem
