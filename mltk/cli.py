@@ -260,7 +260,10 @@ def run(argv: list[str] | None = None, extra_plugins: dict[str, Any] | None = No
 
         if isinstance(exc, UsageError):
             message = exc.format_message()
-            if message.startswith("No such command") and _registry is not None:
+            if not message.strip():  # a bare group: its help was printed, nothing went wrong
+                return ExitCode.USAGE
+            at_root = exc.ctx is None or exc.ctx.parent is None
+            if message.startswith("No such command") and _registry is not None and at_root:
                 names = ", ".join(sorted(_registry.commands)) or "none"
                 message += f" Installed plugins: {names} (see `mltk plugins`)."
             hint = ""

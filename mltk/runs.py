@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -31,6 +32,23 @@ def _check_writable(path: Path) -> None:
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise UsageError(f"--out {path} is not writable ({reason})") from exc
+
+
+def _clear_previous_run(path: Path) -> None:
+    """A new run in a folder that holds an earlier one: drop that run's metrics log and
+    checkpoint, so the folder never mixes the two (its config.json is overwritten anyway)."""
+    import shutil
+
+    print(
+        f"warning: --out {path} held an earlier run; its metrics and checkpoint are replaced "
+        "(use --resume to continue a run instead)",
+        file=sys.stderr,
+        flush=True,
+    )
+    (path / METRICS_FILE).unlink(missing_ok=True)
+    for old in [path / CHECKPOINT_DIR, *path.glob(f".{CHECKPOINT_DIR}.old-*")]:
+        if old.is_dir():
+            shutil.rmtree(old)
 
 
 class RunDir:
@@ -64,6 +82,8 @@ class RunDir:
         run = cls(path, plugin, writable=True)
         if run.writable:
             _check_writable(path)
+            if (path / CONFIG_FILE).is_file():
+                _clear_previous_run(path)
         return run
 
     @classmethod

@@ -33,6 +33,20 @@ def test_run_folder_layout(cli):
     ]
 
 
+def test_a_new_run_into_a_used_folder_replaces_the_old_runs_log(cli, tmp_path):
+    out = tmp_path / "run"
+    first = cli("toy", "train", "--steps", "6", "--out", str(out), "--json")
+    assert first.code == 0, first.stderr
+    (out / "checkpoint" / "stale.bin").write_bytes(b"x")  # something only the old run had
+    second = cli("toy", "train", "--steps", "3", "--out", str(out), "--json")
+    assert second.code == 0, second.stderr
+    assert "held an earlier run" in second.stderr
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in lines] == [1, 2, 3]
+    assert not (out / "checkpoint" / "stale.bin").exists()
+    assert json.loads((out / "config.json").read_text())["config"]["steps"] == 3
+
+
 def test_sigkill_then_resume_ends_with_the_weights_of_an_uninterrupted_run(cli, tmp_path):
     steps = "40"
     ref = cli(

@@ -97,7 +97,7 @@ def _detect_date_col(path: Path, columns: list[str]) -> str | None:
     head = pd.read_csv(path, nrows=20)
     for c in head.columns[:2]:
         col = head[c]
-        if col.dtype == object:
+        if not pd.api.types.is_numeric_dtype(col):  # object, or pandas 3's str
             try:
                 pd.to_datetime(col, format="mixed")
                 return str(c).strip()
@@ -153,10 +153,22 @@ def read_csv(
             )
         idx = [names.index(t) for t in target]
         values, names = values[:, idx], list(target)
+    dates = arrays["dates"].astype("datetime64[s]") if "dates" in arrays else None
+    if dates is not None and len(dates) > 1 and (dates[1:] <= dates[:-1]).any():
+        order = np.argsort(dates, kind="stable")
+        dates = dates[order]
+        repeated = dates[1:] == dates[:-1]
+        if repeated.any():
+            raise DataError(
+                f"{path.name} has {int(repeated.sum())} repeated dates in {date_col!r} "
+                f"(the first: {dates[1:][repeated][0]}); give one row per time step"
+            )
+        values = values[order]
+        if warn is not None:
+            warn(f"{path.name}: rows were not in date order; sorted by {date_col!r}")
     values, n_filled = fill_missing(values)
     if n_filled and warn is not None:
         warn(f"{path.name}: {n_filled} missing values were forward filled")
-    dates = arrays["dates"].astype("datetime64[s]") if "dates" in arrays else None
     series = Series(values, names, dates, name or path.stem, n_filled, infer_freq(dates))
     return series
 

@@ -35,7 +35,8 @@ def fit_ar(prepared: Prepared, cfg: TimeDiffConfig) -> tuple[np.ndarray, np.ndar
     """AR-init weights (L, H) and bias (H,) on the instance-normalised training windows."""
     x, y = prepared.windows("train", cfg.lookback, cfg.horizon)
     xn, yn = normalise_windows(x, y, cfg.instance_norm)
-    return fit_linear_map(xn, yn, ridge=cfg.ar_ridge)
+    rows = x.shape[0] * x.shape[2]  # one least-squares row per window and channel
+    return fit_linear_map(xn, yn, ridge=cfg.ar_ridge * rows)
 
 
 def build_model(cfg: TimeDiffConfig, channels: int, ar_fit=None) -> TimeDiff:

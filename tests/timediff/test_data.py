@@ -33,6 +33,32 @@ def test_missing_values_are_forward_filled_and_counted(tmp_path):
     assert warnings and "3 missing values" in warnings[0]
 
 
+def test_a_first_column_of_dates_under_any_name_is_detected(tmp_path):
+    path = tmp_path / "when.csv"
+    rows = "".join(f"2021-03-{d:02d},{d},{2 * d}\n" for d in range(1, 11))
+    path.write_text("when,a,b\n" + rows)
+    s = data.read_csv(path)
+    assert s.columns == ["a", "b"] and s.dates is not None and s.freq == "D"
+
+
+def test_rows_out_of_date_order_are_sorted_with_a_warning(tmp_path):
+    path = tmp_path / "shuffled.csv"
+    order = [3, 1, 4, 2, 5, 7, 6, 8]
+    path.write_text("date,a\n" + "".join(f"2021-03-{d:02d},{10 * d}\n" for d in order))
+    warnings = []
+    s = data.read_csv(path, warn=warnings.append)
+    np.testing.assert_allclose(s.values[:, 0], [10 * d for d in range(1, 9)])
+    assert s.freq == "D"
+    assert any("not in date order" in w for w in warnings)
+
+
+def test_repeated_dates_are_a_data_error(tmp_path):
+    path = tmp_path / "twice.csv"
+    path.write_text("date,a\n2021-03-01,1\n2021-03-02,2\n2021-03-02,3\n2021-03-03,4\n")
+    with pytest.raises(DataError, match="1 repeated dates"):
+        data.read_csv(path)
+
+
 def test_a_csv_without_numeric_columns_is_a_data_error(tmp_path):
     path = tmp_path / "words.csv"
     path.write_text("date,name\n2020-01-01,x\n2020-01-02,y\n")

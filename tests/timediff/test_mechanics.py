@@ -68,6 +68,27 @@ def test_closed_form_fit_recovers_a_known_linear_map():
     np.testing.assert_allclose(w_hat, sol[:-1], atol=1e-6)
 
 
+def test_the_ar_init_penalty_is_per_row_so_repeating_the_data_changes_nothing():
+    from types import SimpleNamespace
+
+    from mltk_plugins.timediff.training import fit_ar
+
+    g = np.random.default_rng(3)
+    x = g.normal(size=(40, 12, 2)).astype(np.float32)
+    y = g.normal(size=(40, 4, 2)).astype(np.float32)
+    cfg = dataclasses.replace(preset("tiny"), lookback=12, horizon=4)
+
+    def fit(times):
+        xs, ys = np.concatenate([x] * times), np.concatenate([y] * times)
+        prepared = SimpleNamespace(windows=lambda split, lookback, horizon: (xs, ys))
+        return fit_ar(prepared, cfg)
+
+    (w1, b1), (w3, b3) = fit(1), fit(3)
+    np.testing.assert_allclose(w1, w3, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(b1, b3, rtol=1e-6, atol=1e-9)
+    assert np.abs(w1).max() > 1e-3  # the penalty did not flatten the fit
+
+
 def test_ar_init_is_not_updated_by_the_diffusion_loss():
     torch.manual_seed(0)
     model = TimeDiff(small_cfg(), C)
