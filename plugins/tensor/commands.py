@@ -57,6 +57,12 @@ def validate(cfg: TensorConfig) -> None:
             raise UsageError(f"{name} {v} must be at least 1")
     if not 0 < cfg.path_ratio < 1:
         raise UsageError(f"--path-ratio {cfg.path_ratio} must be in (0, 1)")
+    if cfg.tol < 0:
+        raise UsageError(f"--tol {cfg.tol} must be non-negative")
+    if cfg.size < 0:
+        raise UsageError(
+            f"--size {cfg.size} must be a positive pixel count (or 0 for the original)"
+        )
 
 
 def _shape(text: str):
@@ -68,6 +74,35 @@ def _shape(text: str):
         raise UsageError(
             f"--shape {text!r} must be comma-separated integers like 100,200,50"
         ) from exc
+
+
+def with_absolute_paths(cfg: TensorConfig) -> TensorConfig:
+    """The config with its data and mask files as absolute paths (eval runs from anywhere)."""
+    fix = {k: str(Path(v).resolve()) for k in ("data", "mask") if (v := getattr(cfg, k))}
+    return replace(cfg, **{k: v for k, v in fix.items() if Path(v).is_file()})
+
+
+def data_fingerprints(cfg: TensorConfig) -> dict:
+    """sha256 of the data and mask files (embedded images have none), kept in config.json."""
+    from mltk.cache import file_fingerprint
+
+    return {
+        f"{k}_sha256": file_fingerprint(v)
+        for k in ("data", "mask")
+        if (v := getattr(cfg, k)) and Path(v).is_file()
+    }
+
+
+def check_fingerprints(cfg: TensorConfig, saved: dict) -> None:
+    """The run's data and mask files must be the ones it was trained on."""
+    now = data_fingerprints(cfg)
+    for key, digest in now.items():
+        if key in saved and saved[key] != digest:
+            name = getattr(cfg, key.removesuffix("_sha256"))
+            raise DataError(
+                f"{name} has changed since this run was trained, so its held-out entries "
+                "cannot be rebuilt; restore the file or train again"
+            )
 
 
 def load_problem(cfg: TensorConfig, seed: int) -> Completion:
@@ -364,6 +399,19 @@ def _save_fig(fig, path: Path) -> None:
     buf = io.BytesIO()
     fig.savefig(buf, dpi=110, format="png")
     write_bytes(path, buf.getvalue())
+
+
+def check_output(path: Path, suffixes: tuple[str, ...]) -> None:
+    """--output must name a file of a format we write, in a folder that exists and is writable."""
+    import os
+
+    if path.suffix.lower() not in suffixes:
+        raise UsageError(f"--output {path}: name a {' or '.join(suffixes)} file")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise UsageError(f"--output {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"--output {path}: the folder {folder} is not writable")
 
 
 def save_npy(path: Path, arr: np.ndarray) -> None:

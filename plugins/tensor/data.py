@@ -143,6 +143,20 @@ def _load_npy_like(path: Path, key: str | None = None) -> tuple[np.ndarray, np.n
         raise DataError(f"could not read {path} as a numpy array ({exc})") from exc
 
 
+def _load_mask(path: Path) -> np.ndarray:
+    """A mask file: a .npy, or a .npz holding one array (any name) or one named 'mask'."""
+    if path.suffix != ".npy":
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                names = list(z.files)
+                if len(names) == 1 or "mask" in names:
+                    return z[names[0] if len(names) == 1 else "mask"]
+        except Exception as exc:
+            raise DataError(f"could not read {path} as a numpy array ({exc})") from exc
+        raise DataError(f"{path} holds arrays {', '.join(names)}; name the mask array 'mask'")
+    return _load_npy_like(path)[0]
+
+
 def load_array(source: str, mask: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """A dense array (float64) and its observed mask (None: derived from NaNs later)."""
     path = Path(source)
@@ -153,7 +167,7 @@ def load_array(source: str, mask: str | None = None) -> tuple[np.ndarray, np.nda
         mpath = Path(mask)
         if not mpath.is_file():
             raise DataError(f"mask file {mask} does not exist")
-        m, _ = _load_npy_like(mpath, key=None)
+        m = _load_mask(mpath)
     if arr.dtype.kind not in "biuf":
         raise DataError(f"{source} holds {arr.dtype} values; a numeric array is needed")
     arr = arr.astype(np.float64)
@@ -197,12 +211,20 @@ def load_coordinates(source: str, shape: tuple[int, ...] | None = None):
     if len(df) == 0:
         raise DataError(f"{source} has no rows: there are no observed entries")
     try:
-        idx = df[icols].to_numpy(dtype=np.int64)
+        raw = df[icols].to_numpy(dtype=np.float64)
         vals = df[vcol].to_numpy(dtype=np.float64)
     except (ValueError, TypeError) as exc:
         raise DataError(
             f"{source}: the coordinate columns must be integers and 'value' numeric ({exc})"
         ) from exc
+    whole = np.isfinite(raw) & (raw == np.round(raw))
+    if not whole.all():
+        row = int(np.argwhere(~whole)[0, 0])
+        raise DataError(
+            f"{source}: coordinates must be whole numbers (row {row + 1} has "
+            f"{', '.join(f'{x:g}' for x in raw[row])})"
+        )
+    idx = raw.astype(np.int64)
     if idx.min() < 0:
         raise DataError(f"{source} has negative coordinates; coordinates start at 0")
     inferred = tuple(int(x) + 1 for x in idx.max(0))
@@ -264,6 +286,11 @@ def make_problem(
             "file (.png/.jpg), a .npy/.npz array or a .csv/.parquet coordinate file"
         )
     _check_order(arr.shape, data)
+    n_inf = int(np.isinf(arr).sum())
+    if n_inf:
+        raise DataError(
+            f"{data} has {n_inf} infinite values; mark missing entries with NaN or a --mask"
+        )
     finite = np.isfinite(arr)
     if m is not None:
         if (m & ~finite).any():

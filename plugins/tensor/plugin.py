@@ -162,7 +162,14 @@ def _run_fit(write_dense: bool, kw: dict) -> None:
     torch.manual_seed(kw["seed"])
     res = c.fit(cfg, prob, rt.device, out.log, seed=kw["seed"])
     final = c.config_for_run(cfg, res)
-    run.write_config({**config_to_dict(final), "seed": kw["seed"], "chosen_lambda": res["lam"]})
+    run.write_config(
+        {
+            **config_to_dict(c.with_absolute_paths(final)),
+            "seed": kw["seed"],
+            "chosen_lambda": res["lam"],
+            **c.data_fingerprints(final),
+        }
+    )
     c.save_factors(run, res, prob, cfg, kw["seed"])
     hist = res["history"]
     for i, f in enumerate(hist.objective):
@@ -255,6 +262,7 @@ def eval_(
         {k: v for k, v in saved.items() if k in TensorConfig.__dataclass_fields__},
         source=str(run.path / "config.json"),
     )
+    c.check_fingerprints(cfg, saved)
     prob = c.load_problem(cfg, seed)
     model, meta = c.load_model(run, rt.device)
     if tuple(meta["shape"]) != tuple(prob.shape):
@@ -281,7 +289,9 @@ def predict(
         None, help="CSV of integer coordinates (one column per mode); default: the dense tensor."
     ),
     output: Optional[Path] = typer.Option(
-        None, "--output", help="Write the values/tensor here (.csv or .npy)."
+        None,
+        "--output",
+        help="Write the values here: .csv (coordinates and value) or .npy (the values, or the dense tensor).",
     ),
     device: o.Device = "auto",
     json_out: o.Json = False,
@@ -297,13 +307,17 @@ def predict(
     rt = setup(device=device, json=json_out, quiet=quiet)
     from mltk_plugins.tensor import commands as c
 
+    if output is not None:
+        c.check_output(output, (".csv", ".npy") if coords is not None else (".npy",))
     run = RunDir.open(run_dir, plugin="tensor")
     model, meta = c.load_model(run, rt.device)
     shape = tuple(int(x) for x in meta["shape"])
     if coords is not None:
         idx = c.read_coords(str(coords), shape).to(rt.device)
         vals = c.values_at(model, idx, shape).cpu().double().numpy()
-        if output is not None:
+        if output is not None and output.suffix.lower() == ".npy":
+            c.save_npy(output, vals)
+        elif output is not None:
             from mltk.atomic import write_text
 
             lines = [",".join([*(f"i{d}" for d in range(len(shape))), "value"])]

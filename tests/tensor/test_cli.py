@@ -138,6 +138,25 @@ def test_train_then_eval_reproduces_the_test_rmse_and_predict_matches(capsys, tm
     assert code == 0, err
     vals = json.loads(out)["values"]
     assert vals == pytest.approx([X[0, 0, 0], X[3, 4, 2]], rel=1e-4, abs=1e-6)
+    # --output's suffix picks the format: .npy holds the values, .csv coordinates and values
+    for name in ("v.npy", "v.csv"):
+        code, out, err = mltk(
+            capsys, "tensor", "predict", str(tmp_path / "r"), "--coords", str(tmp_path / "c.csv"),
+            "--output", str(tmp_path / name), "--json",
+        )  # fmt: skip
+        assert code == 0, err
+    assert np.load(tmp_path / "v.npy", allow_pickle=False) == pytest.approx(vals)
+    lines = (tmp_path / "v.csv").read_text().splitlines()
+    assert lines[0] == "i0,i1,i2,value" and len(lines) == 3
+    assert float(lines[2].split(",")[-1]) == pytest.approx(vals[1])
+    # a format we do not write, a dense tensor as CSV, or a folder that is not there: exit 2
+    for coords, name in ((True, "v.txt"), (False, "x.csv"), (True, "nowhere/v.csv")):
+        extra = ["--coords", str(tmp_path / "c.csv")] if coords else []
+        code, out, err = mltk(
+            capsys, "tensor", "predict", str(tmp_path / "r"), *extra,
+            "--output", str(tmp_path / name),
+        )  # fmt: skip
+        assert code == ExitCode.USAGE and "--output" in err and len(err.strip().splitlines()) == 1
 
 
 def test_fixed_lambda_with_dense_and_convex_solvers(capsys, tmp_path):
@@ -191,3 +210,27 @@ def test_bad_data_exits_5_with_one_sentence(capsys, tmp_path):
 def test_eval_of_a_missing_run_folder_exits_5(capsys, tmp_path):
     rc, _, err = mltk(capsys, "tensor", "eval", str(tmp_path / "nothing"))
     assert rc == ExitCode.DATA
+
+
+def test_eval_finds_the_data_from_any_folder_and_refuses_changed_data(
+    capsys, tmp_path, monkeypatch
+):
+    g = np.random.default_rng(0)
+    X = np.einsum("ir,jr,kr->ijk", *(g.normal(size=(n, 2)) for n in (9, 8, 7)))
+    X[g.random(X.shape) < 0.6] = np.nan
+    (tmp_path / "data").mkdir()
+    np.save(tmp_path / "data" / "cube.npy", X)
+    monkeypatch.chdir(tmp_path / "data")
+    args = ["--path-steps", "4", "--stage-iters", "5", "--max-iter", "30", "--device", "cpu"]
+    code, out, err = mltk(
+        capsys, "tensor", "train", "--data", "cube.npy", *args, "--json", "--out", "../r"
+    )
+    assert code == 0, err
+    trained = json.loads(out)["test_rmse"]
+    monkeypatch.chdir(tmp_path)  # a relative path given at training must not matter now
+    code, out, err = mltk(capsys, "tensor", "eval", "r", "--json", "--device", "cpu")
+    assert code == 0, err
+    assert json.loads(out)["rmse"] == pytest.approx(trained, rel=1e-5)
+    np.save(tmp_path / "data" / "cube.npy", 10 * X)
+    code, out, err = mltk(capsys, "tensor", "eval", "r", "--device", "cpu")
+    assert code == ExitCode.DATA and "has changed since this run was trained" in err

@@ -77,6 +77,29 @@ def test_coordinate_csv(tmp_path):
     assert len(p.train_val) + len(p.val_val) + len(p.test_val) == len(vals)
 
 
+def test_a_mask_file_may_name_its_one_array_anything(tmp_path):
+    rng = np.random.default_rng(1)
+    np.save(tmp_path / "t.npy", rng.normal(size=(4, 5, 6)))
+    mask = rng.random((4, 5, 6)) < 0.5
+    for name in ("mask", "observed"):
+        np.savez(tmp_path / f"{name}.npz", **{name: mask})
+        p = make_problem(
+            str(tmp_path / "t.npy"), mask=str(tmp_path / f"{name}.npz"), val_fraction=0.0
+        )
+        assert len(p.train_val) + len(p.test_val) == mask.sum()
+
+
+def test_fractional_coordinates_and_infinite_values_are_data_errors(tmp_path):
+    (tmp_path / "c.csv").write_text("i,j,k,value\n0,1,1,2.0\n0.5,1,1,2.0\n")
+    with pytest.raises(DataError, match="whole numbers"):
+        make_problem(str(tmp_path / "c.csv"), shape=(3, 3, 3))
+    arr = np.ones((4, 5, 6))
+    arr[0, 0, 0] = np.inf
+    np.save(tmp_path / "inf.npy", arr)
+    with pytest.raises(DataError, match="1 infinite values"):
+        make_problem(str(tmp_path / "inf.npy"))
+
+
 def test_two_dimensional_array_points_to_matrix_completion(tmp_path):
     np.save(tmp_path / "m.npy", np.ones((5, 6)))
     with pytest.raises(DataError, match="matrix completion"):
