@@ -62,7 +62,12 @@ def choose_lookback(
         x, y = gather(prepared.z, starts, lookback, horizon)
         scores[lookback] = float(np.mean((predict(x) - y) ** 2))
     if not scores:
-        raise ValueError("no candidate lookback fits the data")
+        from mltk.errors import DataError
+
+        raise DataError(
+            f"no candidate lookback ({', '.join(map(str, candidates))}) leaves both a training "
+            f"and a validation window for horizon {horizon}; give a shorter --lookback"
+        )
     return min(scores, key=scores.get), scores
 
 

@@ -12,7 +12,7 @@ import numpy as np
 from mltk.errors import DataError, UsageError
 
 from . import baselines, data, metrics, training
-from .config import TimeDiffConfig, preset
+from .config import TimeDiffConfig, preset, validate
 
 PLUGIN = "timediff"
 
@@ -88,12 +88,16 @@ def choose_lookback(prepared: data.Prepared, cfg: TimeDiffConfig, log) -> TimeDi
     fits = [
         lb
         for lb in cfg.lookback_candidates
-        if len(prepared.splits.forecast_starts("train", lb, cfg.horizon)) > 0
+        if all(
+            len(prepared.splits.forecast_starts(part, lb, cfg.horizon)) > 0
+            for part in ("train", "val")
+        )
     ]
     if not fits:
         raise DataError(
-            f"no candidate lookback ({', '.join(map(str, cfg.lookback_candidates))}) leaves a "
-            f"training window for --horizon {cfg.horizon} in {prepared.series.name}"
+            f"no candidate lookback ({', '.join(map(str, cfg.lookback_candidates))}) leaves both a "
+            f"training and a validation window for --horizon {cfg.horizon} in "
+            f"{prepared.series.name} ({prepared.series.n_rows} rows); give a shorter --lookback"
         )
     best, scores = baselines.choose_lookback(
         prepared,
@@ -136,11 +140,11 @@ def run_train(kw: dict, rt, fields: tuple[str, ...]) -> dict[str, Any]:
         saved = run.read_config()
         cfg = apply(TimeDiffConfig(), saved["config"], source=f"{run.path}/config.json")
         given = {f: kw.get(f) for f in fields if kw.get(f) is not None}
-        cfg = apply(cfg, given, source="command line")
+        cfg = validate(apply(cfg, given, source="command line"))
         series = _series({**kw, "data": kw.get("data")}, out, source=saved["data"])
         _check_channels(series, saved["data"])
     else:
-        cfg = resolve_config(kw, fields)
+        cfg = validate(resolve_config(kw, fields))
         series = _series(kw, out)
         run = None
     prepared = data.prepare(series, kw.get("split") or "auto")
@@ -284,6 +288,8 @@ def load_run(path, kw: dict, rt):
     if "config" not in saved or "data" not in saved:
         raise DataError(f"{run.path}/config.json is not a timediff run configuration")
     cfg = apply(TimeDiffConfig(), saved["config"], source=f"{run.path}/config.json")
+    asked = {k: kw[k] for k in ("sampler", "sample_steps", "samples") if kw.get(k) is not None}
+    validate(dataclasses.replace(cfg, **asked))  # the sampling options given to eval/forecast
     series = _series(kw, rt.out, source=saved["data"])
     _check_channels(series, saved["data"])
     prepared = data.prepare(series, kw.get("split") or saved.get("split", {}).get("scheme", "auto"))

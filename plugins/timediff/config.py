@@ -102,3 +102,58 @@ def preset(name: str) -> TimeDiffConfig:
     if name not in PRESETS:
         raise UsageError(f"--preset {name!r} is not known; choose one of {', '.join(PRESETS)}")
     return replace(PRESETS[name])
+
+
+CHOICES = {
+    "instance_norm": ("none", "mean", "meanstd"),
+    "residual": ("mix", "ar", "none"),
+    "schedule": ("linear", "cosine"),
+    "sampler": ("ddpm", "ddim"),
+    "early_stop_on": ("mse", "loss"),
+}
+AT_LEAST_ONE = (
+    "horizon", "hidden", "step_dim", "encoder_layers", "decoder_layers", "kernel", "steps",
+    "sample_steps", "samples", "epochs", "batch_size", "val_windows",
+)  # fmt: skip
+NON_NEGATIVE = (
+    "lookback",
+    "patience",
+    "max_train_windows",
+    "num_workers",
+    "weight_decay",
+    "ar_ridge",
+)
+
+
+def validate(cfg: TimeDiffConfig) -> TimeDiffConfig:
+    """Every field within its range, each violation one sentence (exit 2)."""
+    from mltk.errors import UsageError
+
+    def flag(name: str) -> str:
+        return "--" + name.replace("_", "-")
+
+    for name, allowed in CHOICES.items():
+        if getattr(cfg, name) not in allowed:
+            raise UsageError(
+                f"{flag(name)} {getattr(cfg, name)!r} is not one of {', '.join(allowed)}"
+            )
+    for name in AT_LEAST_ONE:
+        if getattr(cfg, name) < 1:
+            raise UsageError(f"{flag(name)} {getattr(cfg, name)} must be at least 1")
+    for name in NON_NEGATIVE:
+        if getattr(cfg, name) < 0:
+            raise UsageError(f"{flag(name)} {getattr(cfg, name)} must not be negative")
+    if not cfg.lr > 0:
+        raise UsageError(f"--lr {cfg.lr} must be positive")
+    if not 0 <= cfg.dropout < 1:
+        raise UsageError(f"--dropout {cfg.dropout} must be in [0, 1)")
+    if not 0 <= cfg.ddim_eta <= 1:
+        raise UsageError(f"--ddim-eta {cfg.ddim_eta} must be in [0, 1]")
+    if not 0 < cfg.beta_start < cfg.beta_end < 1:
+        raise UsageError(
+            f"--beta-start {cfg.beta_start} and --beta-end {cfg.beta_end} must satisfy "
+            "0 < start < end < 1"
+        )
+    if any(lb < 1 for lb in cfg.lookback_candidates):
+        raise UsageError("every lookback candidate must be at least 1")
+    return cfg

@@ -128,6 +128,35 @@ def test_a_missing_target_column_exits_2(cli, series_csv):
     assert r.code == 2 and "--target 'nope'" in r.stderr
 
 
+@pytest.mark.parametrize(
+    "option",
+    [
+        ["--batch-size", "0"],
+        ["--lr", "-1"],
+        ["--schedule", "foo"],
+        ["--sampler", "foo"],
+        ["--residual", "foo"],
+        ["--early-stop-on", "foo"],
+        ["--patience", "-1"],
+        ["--samples", "0"],
+        ["--lookback", "-1"],
+    ],
+)
+def test_a_bad_option_value_exits_2_with_one_sentence(cli, series_csv, option):
+    r = cli("timediff", "train", "--data", str(series_csv), *TINY, *option, env=TD)
+    assert r.code == 2, r.stderr
+    assert option[0] in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_bad_sampling_options_at_forecast_exit_2(cli, trained, tmp_path):
+    _, run, _ = trained
+    for option in (["--sampler", "foo"], ["--samples", "0"]):
+        r = cli(
+            "timediff", "forecast", "--run", str(run), "--out", str(tmp_path / "f"), *option, env=TD
+        )
+        assert r.code == 2 and option[0] in r.stderr, r.stderr
+
+
 def test_a_missing_run_folder_exits_5(cli, tmp_path):
     r = cli("timediff", "eval", "--run", str(tmp_path / "nothing"), env=TD)
     assert r.code == 5
