@@ -155,6 +155,9 @@ def _as_images(x: np.ndarray, path: Path) -> np.ndarray:
         raise DataError(f"{path}: images must have 2 to 4 dimensions, got shape {x.shape}")
     if np.issubdtype(x.dtype, np.integer):  # 0-255 pixels; floats are taken as given
         return np.ascontiguousarray(x.astype(np.float32) / 255.0)
+    bad = int((~np.isfinite(x)).sum())
+    if bad:
+        raise DataError(f"{path}: the images hold {bad} NaN or infinite values")
     return np.ascontiguousarray(x.astype(np.float32))
 
 

@@ -78,6 +78,8 @@ class AESAMConfig:
             (0.0 <= self.p <= 1.0, f"--p {self.p} must be in [0, 1]"),
             (self.alpha >= 0, f"--alpha {self.alpha} must be non-negative"),
             (self.weight_decay >= 0, f"--weight-decay {self.weight_decay} must be non-negative"),
+            (0 <= self.momentum < 1, f"--momentum {self.momentum} must be in [0, 1)"),
+            (self.width is None or self.width >= 1, f"--width {self.width} must be at least 1"),
             (
                 self.limit_train is None or self.limit_train >= 1,
                 f"--limit-train {self.limit_train} must be at least 1",
@@ -88,6 +90,11 @@ class AESAMConfig:
                 raise UsageError(message)
         if self.data != "digits" and not self.data_path:
             raise UsageError(f"--data {self.data} needs --data-path")
+        if self.data == "digits" and self.data_path:
+            raise UsageError(
+                f"--data-path {self.data_path} is not read by --data digits; "
+                "name its kind with --data npz, folder, cifar10 or cifar100"
+            )
         return self
 
 

@@ -174,6 +174,9 @@ def test_compare_tabulates_every_optimizer(capsys):
             ExitCode.DATA,
             "does not exist",
         ),
+        (["train", "--data-path", "x.npz"], ExitCode.USAGE, "--data npz"),
+        (["train", "--width", "0"], ExitCode.USAGE, "--width"),
+        (["train", "--momentum", "5"], ExitCode.USAGE, "--momentum"),
         (["eval", "/no/such/run"], ExitCode.DATA, "does not exist"),
         (["compare", "--optimizers", "sgd"], ExitCode.USAGE, "--optimizers"),
     ],
@@ -186,3 +189,14 @@ def test_bad_input_gives_one_sentence_and_a_distinct_exit_code(capsys, tmp_path,
     )
     assert got == code
     assert out == "" and words in err and "Traceback" not in err
+
+
+def test_images_with_nan_are_a_data_error(capsys, tmp_path):
+    x = np.random.default_rng(0).random((20, 1, 4, 4)).astype(np.float32)
+    x[3, 0, 1, 1] = np.nan
+    np.savez(tmp_path / "d.npz", x=x, y=np.arange(20) % 2)
+    code, out, err = mltk(
+        capsys, "aesam", "train", "--data", "npz", "--data-path", str(tmp_path / "d.npz"),
+        "--preset", "tiny", "--out", str(tmp_path / "r"), "--json",
+    )  # fmt: skip
+    assert code == ExitCode.DATA and "1 NaN or infinite values" in err
