@@ -462,7 +462,13 @@ def parse_quantiles(text: str | None) -> list[float]:
         raise UsageError(f"--quantiles {text!r} must be numbers separated by commas") from exc
     if not qs or any(not 0 < q < 1 for q in qs):
         raise UsageError(f"--quantiles {text!r} must lie strictly between 0 and 1")
-    return sorted(qs)
+    return sorted(set(qs))
+
+
+def quantile_name(q: float) -> str:
+    """q05, q50, q95; q2.5 and q97.5 where the percentage is not whole."""
+    pct = round(q * 100, 6)
+    return f"q{pct:02.0f}" if pct == round(pct) else f"q{pct:g}"
 
 
 def run_forecast(kw: dict, rt, fields: tuple[str, ...]) -> dict[str, Any]:
@@ -472,6 +478,14 @@ def run_forecast(kw: dict, rt, fields: tuple[str, ...]) -> dict[str, Any]:
         out.log("no --run given: training a model first (pass --run DIR to reuse one)")
         trained = run_train({**kw, "resume": None}, rt, fields)
         kw = {**kw, "run": trained["run"], "data": kw.get("data")}
+    else:
+        sampling = ("sampler", "sample_steps", "samples")
+        ignored = [f for f in fields if kw.get(f) is not None and f not in sampling]
+        if ignored:
+            out.warn(
+                "the run's own settings are used; ignored: "
+                + ", ".join("--" + f.replace("_", "-") for f in ignored)
+            )
     run, cfg, prepared, model = load_run(kw["run"], kw, rt)
     series = prepared.series
     if series.n_rows < cfg.lookback:
@@ -544,7 +558,7 @@ def _stamp(date) -> str:
 def _forecast_table(columns, dates, point, qvals, quantiles):
     header = ["step"] + (["date"] if dates is not None else [])
     for c in columns:
-        header += [c] + [f"{c}_q{round(q * 100):02d}" for q in quantiles]
+        header += [c] + [f"{c}_{quantile_name(q)}" for q in quantiles]
     rows = []
     for t in range(point.shape[0]):
         row = [str(t + 1)]

@@ -73,6 +73,10 @@ def test_forecast_writes_csv_and_plot_in_original_units(cli, trained, tmp_path):
     mean_ch1 = sum(float(r["ch1"]) for r in rows) / len(rows)
     assert 0.3 < mean_ch1 < 1.7
     assert (out / "forecast.png").stat().st_size > 1000
+    # a training option given with --run is ignored, and said to be
+    r = cli("timediff", "forecast", "--run", str(run), "--out", str(out), "--horizon", "48", env=TD)
+    assert r.code == 0 and "ignored: --horizon" in r.stderr
+    assert len(list(csv.DictReader(open(out / "forecast.csv")))) == 12
 
 
 def test_predict_is_an_alias_of_forecast(cli, trained, tmp_path):
@@ -196,3 +200,11 @@ def test_forecast_without_a_run_trains_one_first(cli, series_csv, tmp_path):
     res = r.json()
     assert (out / "config.json").is_file() and (out / "forecast.csv").is_file()
     assert len(res["forecast"]["ch0"]) == 12
+
+
+def test_quantile_columns_are_named_without_collisions():
+    from mltk_plugins.timediff.commands import parse_quantiles, quantile_name
+
+    qs = parse_quantiles("0.975,0.025,0.5,0.5,0.05")
+    assert qs == [0.025, 0.05, 0.5, 0.975]
+    assert [quantile_name(q) for q in qs] == ["q2.5", "q05", "q50", "q97.5"]
