@@ -24,6 +24,7 @@ class Table:
     title: str
     columns: Sequence[str]
     rows: list[Sequence[Any]] = field(default_factory=list)
+    in_json: bool = True  # False: a people-only view of data the JSON result already holds
 
     def records(self) -> list[dict[str, Any]]:
         return [dict(zip(self.columns, row)) for row in self.rows]
@@ -102,6 +103,7 @@ class Output:
         self._result_written = True
         all_tables = ([table] if table is not None else []) + list(tables)
         if self.json:
+            all_tables = [t for t in all_tables if t.in_json]
             payload: dict[str, Any] = {"schema_version": SCHEMA_VERSION}
             payload.update(_jsonable(data or {}))
             if len(all_tables) == 1 and "rows" not in payload:

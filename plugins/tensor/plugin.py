@@ -214,6 +214,7 @@ def _run_fit(write_dense: bool, kw: dict) -> None:
         table=Table(
             title=f"mltk tensor {'complete' if write_dense else 'train'}",
             columns=["", "value"],
+            in_json=False,  # the same keys and values are the JSON result itself
             rows=rows,
         ),
     )
