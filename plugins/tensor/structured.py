@@ -40,6 +40,7 @@ def _csr(crow, col, values, size) -> torch.Tensor:
 
 
 AT_CHUNK = 1 << 15  # entries per chunk when evaluating X at coordinates (rank-wide temporaries)
+AT_CHUNK_GPU = 1 << 18  # on a GPU: fewer, larger kernels
 SKINNY_BLOCK = 4  # rows per block in tall_mm
 
 
@@ -222,8 +223,9 @@ class LowRankSum:
                 vals = torch.sparse.sampled_addmm(pattern, self.W[d], self.V[d].T, beta=0.0)
                 lay.scatter(out, vals.values())
             return out
-        for a in range(0, obs.nnz, AT_CHUNK):
-            b = min(a + AT_CHUNK, obs.nnz)
+        chunk = AT_CHUNK if out.device.type == "cpu" else AT_CHUNK_GPU
+        for a in range(0, obs.nnz, chunk):
+            b = min(a + chunk, obs.nnz)
             part = obs.idx[a:b]
             for d in range(len(self.shape)):
                 if self.W[d].shape[1] == 0:
