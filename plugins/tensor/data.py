@@ -257,7 +257,9 @@ def make_problem(
 ) -> Completion:
     """Load ``data`` and split its entries into train/validation/test coordinates."""
     if observed is not None and not 0 < observed <= 1:
-        raise UsageError(f"--observed {observed} must be a fraction in (0, 1]")
+        raise UsageError(
+            f"--observed {observed} must be a fraction in (0, 1] (or 0 for the default)"
+        )
     for name, f in (("--val-fraction", val_fraction), ("--test-fraction", test_fraction)):
         if not 0 <= f < 1:
             raise UsageError(f"{name} {f} must be in [0, 1)")
