@@ -62,8 +62,9 @@ def run_train(rt, *, preset: str, config_file, overrides: dict, out, resume) -> 
     if rt.dtype == torch.float16:
         # fp16 needs loss scaling, and a scaled gradient would distort ||g||^2 and the switch.
         raise UsageError("--precision fp16 is not supported by aesam train; use bf16 or fp32")
-    run = RunDir.create(PLUGIN, out=out, resume=resume)
+    run = None
     if resume is not None:
+        run = RunDir.create(PLUGIN, resume=resume)
         saved = run.read_config()
         cfg = config_from_dict(
             AESAMConfig, saved.get("config", {}), source=f"{run.path}/config.json"
@@ -79,6 +80,8 @@ def run_train(rt, *, preset: str, config_file, overrides: dict, out, resume) -> 
         seed = rt.seed
     cfg.validate()
     data = _data_for(cfg, seed)
+    if run is None:  # only now: a bad option or unreadable data leaves no empty folder behind
+        run = RunDir.create(PLUGIN, out=out)
     dist = rt.dist
     state = build_training(cfg, data, rt.device, seed, world_size=dist.world_size)
     if resume is not None:

@@ -189,6 +189,7 @@ def test_bad_input_gives_one_sentence_and_a_distinct_exit_code(capsys, tmp_path,
     )
     assert got == code
     assert out == "" and words in err and "Traceback" not in err
+    assert not (tmp_path / "r").exists()  # no empty run folder left behind
 
 
 def test_images_with_nan_are_a_data_error(capsys, tmp_path):
