@@ -44,17 +44,20 @@ AT_CHUNK_GPU = 1 << 18  # on a GPU: fewer, larger kernels
 SKINNY_BLOCK = 4  # rows per block in tall_mm
 
 
-def tall_mm(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
-    """A @ B for a tall, thin A (N x k, k <= 8), as a contiguous (N, B.shape[1]) tensor.
+def tall_mm(A: torch.Tensor, B: torch.Tensor, add_to: torch.Tensor | None = None) -> torch.Tensor:
+    """A @ B as a contiguous (N, B.shape[1]) tensor, fast for a tall, thin A (N x k, k <= 8);
+    with ``add_to``, A @ B is added into it (in place) and it is returned.
 
     CPU BLAS multiplies a 3-column matrix (an image's colour-mode factor, one row per pixel)
     several times slower than memory allows. Taking the rows SKINNY_BLOCK at a time against
     kron(I, B) computes the same products (plus exact zeros) in one wider GEMM; a column-major A
-    (a QR factor) is multiplied as (B^T A^T)^T instead.
+    (a QR factor) is multiplied as (B^T A^T)^T instead. Other shapes take the plain product.
     """
     N, k = A.shape
     if A.device.type != "cpu" or k > 8 or N < 4096:
-        return (A @ B).contiguous()
+        return (A @ B).contiguous() if add_to is None else add_to.addmm_(A, B)
+    if add_to is not None:
+        return add_to.add_(tall_mm(A, B))
     if not A.is_contiguous():
         if A.T.is_contiguous():
             return (B.T @ A.T).T.contiguous()
@@ -303,10 +306,7 @@ class SparsePlusLowRank:
             if W.shape[1] == 0:
                 continue
             if j == d:
-                if V.shape[1] <= 8:  # a full small mode (an image's colour mode)
-                    out += tall_mm(V, W.T @ Lm)
-                else:
-                    out.addmm_(V, W.T @ Lm)
+                tall_mm(V, W.T @ Lm, add_to=out)
             else:
                 out += self._cross_rmatmul(d, j, W, V, Lm)
         return out

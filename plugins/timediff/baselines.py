@@ -48,16 +48,19 @@ class ClosedFormLinear:
 def choose_lookback(
     prepared: Prepared, horizon: int, candidates, make_predict
 ) -> tuple[int, dict[int, float]]:
-    """The candidate lookback with the lowest validation MSE; `make_predict(L)` fits a model."""
+    """The candidate lookback with the lowest validation MSE; `make_predict(L)` fits a model.
+
+    Candidates that leave no training or no validation window are skipped (before any fit).
+    """
     scores = {}
     for lookback in candidates:
-        try:
-            predict = make_predict(lookback)
-        except ValueError:
-            continue
         starts = prepared.splits.forecast_starts("val", lookback, horizon)
         starts_train = prepared.splits.forecast_starts("train", lookback, horizon)
         if len(starts) == 0 or len(starts_train) == 0:
+            continue
+        try:
+            predict = make_predict(lookback)
+        except ValueError:
             continue
         x, y = gather(prepared.z, starts, lookback, horizon)
         scores[lookback] = float(np.mean((predict(x) - y) ** 2))
@@ -66,7 +69,8 @@ def choose_lookback(
 
         raise DataError(
             f"no candidate lookback ({', '.join(map(str, candidates))}) leaves both a training "
-            f"and a validation window for horizon {horizon}; give a shorter --lookback"
+            f"and a validation window for --horizon {horizon} in {prepared.series.name} "
+            f"({prepared.series.n_rows} rows); give a shorter --lookback"
         )
     return min(scores, key=scores.get), scores
 

@@ -85,24 +85,10 @@ def choose_lookback(prepared: data.Prepared, cfg: TimeDiffConfig, log) -> TimeDi
     """--lookback 0: the candidate with the lowest validation MSE of the AR-init model."""
     if cfg.lookback > 0:
         return cfg
-    fits = [
-        lb
-        for lb in cfg.lookback_candidates
-        if all(
-            len(prepared.splits.forecast_starts(part, lb, cfg.horizon)) > 0
-            for part in ("train", "val")
-        )
-    ]
-    if not fits:
-        raise DataError(
-            f"no candidate lookback ({', '.join(map(str, cfg.lookback_candidates))}) leaves both a "
-            f"training and a validation window for --horizon {cfg.horizon} in "
-            f"{prepared.series.name} ({prepared.series.n_rows} rows); give a shorter --lookback"
-        )
     best, scores = baselines.choose_lookback(
         prepared,
         cfg.horizon,
-        fits,
+        cfg.lookback_candidates,
         lambda lb: ar_predictor(prepared, dataclasses.replace(cfg, lookback=lb)),
     )
     log(
@@ -403,15 +389,10 @@ def baseline_rows(prepared, cfg, x, y, *, dlinear_seeds=3, device="cpu", log=Non
         )
     )
     starts = prepared.splits.forecast_starts("test", cfg.lookback, cfg.horizon)
-    cands = [
-        lb
-        for lb in cfg.lookback_candidates
-        if len(prepared.splits.forecast_starts("train", lb, cfg.horizon)) > 0
-    ]
     lb, _ = baselines.choose_lookback(
         prepared,
         cfg.horizon,
-        cands,
+        cfg.lookback_candidates,
         lambda lb: baselines.ClosedFormLinear(lb, cfg.horizon).fit(prepared).predict,
     )
     lin = baselines.ClosedFormLinear(lb, cfg.horizon).fit(prepared)

@@ -128,3 +128,6 @@ def test_tall_mm_equals_the_plain_product(rows, k, m, layout):
     out = tall_mm(A, B)
     assert out.is_contiguous() and out.shape == (rows, m)
     assert torch.allclose(out, A @ B, rtol=1e-13, atol=1e-13)
+    acc = torch.ones(rows, m, dtype=torch.float64)
+    assert tall_mm(A, B, add_to=acc) is acc
+    assert torch.allclose(acc, 1 + A @ B, rtol=1e-13, atol=1e-13)
