@@ -70,7 +70,16 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--tune", type=Path, default=HERE / "tune_digits.json")
     ap.add_argument("--out", type=Path, default=HERE / "bench_digits.json")
+    ap.add_argument(
+        "--report", action="store_true", help="print the tables from the JSON file; run nothing"
+    )
     args = ap.parse_args(argv)
+    if args.report:
+        result = json.loads(args.out.read_text())
+        args.epochs, args.seeds = result["config"]["epochs"], result["seeds"]
+        print(markdown(result["summary"], result["goals"], args))
+        print("\n" + paired_markdown(result["runs"], result.get("test_images")))
+        return result
     torch.set_num_threads(1)
     settings = chosen_settings(args.tune)
     table_rows = rows(settings)
@@ -144,13 +153,48 @@ def main(argv: list[str] | None = None) -> dict:
         "summary": summary,
         "goals": goals,
         "runs": raw,
+        "test_images": len(data.y_test),
         "total_wall_s": time.perf_counter() - t_start,
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
     }
     args.out.write_text(json.dumps(result, indent=1))
     print(markdown(summary, goals, args))
+    print("\n" + paired_markdown(raw, len(data.y_test)))
     return result
+
+
+PAIRS = (
+    ("aesam", "sam"),
+    ("aesam, paper lambda 1 -> -1", "sam"),
+    ("aesam", "sssam, same fraction"),
+)
+
+
+def paired_markdown(raw: dict[str, dict[str, list[dict]]], test_images: int | None) -> str:
+    """Differences in test accuracy between two rows on the same seed (same noise draw, same
+    batches, same test images): their mean, its standard error, and the per-seed differences
+    in test images."""
+    n_img = test_images or 450  # digits: 25% of 1,797 images
+    lines = [
+        f"Paired differences on the same seed, in points of test accuracy ({n_img} test images; "
+        "one image is "
+        f"{100 / n_img:.2f} points)",
+        "",
+        "| label noise | difference | mean +- standard error | per seed, in test images |",
+        "| --- | --- | --- | --- |",
+    ]
+    for noise, runs in raw.items():
+        for a, b in PAIRS:
+            if a not in runs or b not in runs:
+                continue
+            d = [100 * (x["test_acc"] - y["test_acc"]) for x, y in zip(runs[a], runs[b])]
+            se = statistics.stdev(d) / len(d) ** 0.5 if len(d) > 1 else 0.0
+            imgs = ", ".join(f"{round(v * n_img / 100):+d}" for v in d)
+            lines.append(
+                f"| {float(noise):.0%} | {a} - {b} | {statistics.fmean(d):+.2f} +- {se:.2f} | {imgs} |"
+            )
+    return "\n".join(lines)
 
 
 def fmt_settings(s: dict) -> str:

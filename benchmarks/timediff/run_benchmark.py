@@ -66,6 +66,7 @@ def run_dataset(
             "mae": metrics.mae(s.mean(0), y),
             "crps": metrics.crps_samples(s, y),
             "best_epoch": res.best_epoch,
+            "val_mse_by_epoch": [h.get("val_mse") for h in res.history],
             "train_s": t1 - t0,
             "sample_s": t2 - t1,
         }
