@@ -44,9 +44,9 @@ def batches(x, y, n=STEPS, size=16, seed=1):
         yield x[idx], y[idx]
 
 
-def run(opt_factory, seed=0, n=STEPS):
+def run(opt_factory, seed=0, n=STEPS, bn=False):
     """Train with opt.step(closure); return the model, optimizer and closure call count."""
-    model, x, y = make_problem(seed)
+    model, x, y = make_problem(seed, bn=bn)
     opt = opt_factory(model)
     calls = 0
     for xb, yb in batches(x, y, n):
@@ -71,17 +71,23 @@ def params(model):
 SGD_KW = dict(lr=0.1, momentum=0.9, weight_decay=1e-4)
 
 
-def test_sam_matches_a_hand_written_sam_step_for_step():
+@pytest.mark.parametrize("bn", [False, True], ids=["mlp", "batchnorm"])
+def test_sam_matches_a_hand_written_sam_step_for_step(bn):
     rho = 0.05
-    model, opt, _ = run(lambda m: SAM(m.parameters(), torch.optim.SGD, rho=rho, **SGD_KW))
-    # Independent SAM: e = rho g / ||g||, gradient at w + e, SGD update from w.
-    ref, x, y = make_problem(0)
+    model, opt, _ = run(
+        lambda m: SAM(m.parameters(), torch.optim.SGD, rho=rho, model=m, **SGD_KW), bn=bn
+    )
+    # Independent SAM: e = rho g / ||g||, gradient at w + e, SGD update from w. BatchNorm uses the
+    # batch statistics in both passes; its running statistics come from the first pass only
+    # (saved before the perturbed pass and put back after it).
+    ref, x, y = make_problem(0, bn=bn)
     base = torch.optim.SGD(ref.parameters(), **SGD_KW)
     for xb, yb in batches(x, y):
         base.zero_grad()
         F.cross_entropy(ref(xb), yb).backward()
         grads = [p.grad.clone() for p in ref.parameters()]
         norm = torch.sqrt(sum((g**2).sum() for g in grads))
+        kept = [b.clone() for b in ref.buffers()]
         with torch.no_grad():
             eps = [rho * g / norm for g in grads]
             for p, e in zip(ref.parameters(), eps):
@@ -91,8 +97,14 @@ def test_sam_matches_a_hand_written_sam_step_for_step():
         with torch.no_grad():
             for p, e in zip(ref.parameters(), eps):
                 p.sub_(e)
+            for b, k in zip(ref.buffers(), kept):
+                b.copy_(k)
         base.step()
     for a, b in zip(params(model), params(ref)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    bufs = list(ref.buffers())
+    assert len(bufs) == (3 if bn else 0)
+    for a, b in zip(model.buffers(), bufs):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
