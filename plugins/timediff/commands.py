@@ -108,8 +108,25 @@ def _check_channels(series: data.Series, saved: dict) -> None:
         )
 
 
+def _check_same_data(prepared: data.Prepared, saved: dict, given: str | None) -> None:
+    """A resumed run must train on the data it started with: same training rows, same scaler."""
+    mean, std = saved["scaler"]["mean"], saved["scaler"]["std"]
+    same = np.allclose(prepared.scaler.mean, mean, rtol=1e-6, atol=1e-9) and np.allclose(
+        prepared.scaler.std, std, rtol=1e-6, atol=1e-9
+    )
+    if not same:
+        what = f"--data {given}" if given is not None else "the data"
+        raise DataError(
+            f"{what} is not the series this run was trained on (its training rows have other "
+            "means and scales); resume with the original data"
+        )
+
+
 # ---------------------------------------------------------------------------------------------
 # train
+
+# the options a resumed run may change: how long it goes on
+RESUME_FIELDS = ("epochs", "patience")
 
 
 def run_train(kw: dict, rt, fields: tuple[str, ...]) -> dict[str, Any]:
@@ -126,16 +143,31 @@ def run_train(kw: dict, rt, fields: tuple[str, ...]) -> dict[str, Any]:
         saved = run.read_config()
         cfg = apply(TimeDiffConfig(), saved["config"], source=f"{run.path}/config.json")
         given = {f: kw.get(f) for f in fields if kw.get(f) is not None}
-        cfg = validate(apply(cfg, given, source="command line"))
-        series = _series({**kw, "data": kw.get("data")}, out, source=saved["data"])
+        ignored = [f for f in given if f not in RESUME_FIELDS]
+        ignored += [f for f in ("config", "split") if kw.get(f) is not None]
+        if kw.get("preset") not in (None, "small"):  # "small" is the option's default
+            ignored.append("preset")
+        if ignored:
+            flags = ", ".join("--" + f.replace("_", "-") for f in ignored)
+            out.warn(
+                f"--resume continues the saved configuration; ignoring {flags} "
+                "(only --epochs and --patience can change)"
+            )
+        cfg = validate(
+            apply(cfg, {f: given[f] for f in RESUME_FIELDS if f in given}, source="command line")
+        )
+        series = _series(kw, out, source=saved["data"])
         _check_channels(series, saved["data"])
     else:
         cfg = validate(resolve_config(kw, fields))
         series = _series(kw, out)
         run = None
-    prepared = data.prepare(series, kw.get("split") or "auto")
     if resume is None:
+        prepared = data.prepare(series, kw.get("split") or "auto")
         cfg = choose_lookback(prepared, cfg, out.log)
+    else:
+        prepared = data.prepare(series, saved["split"].get("scheme", "auto"))
+        _check_same_data(prepared, saved, kw.get("data"))
     data.check_lengths(series, prepared.splits, cfg.lookback, cfg.horizon)
     if run is None:
         run = RunDir.create(PLUGIN, out=kw.get("out"))
@@ -435,13 +467,17 @@ def baseline_rows(prepared, cfg, x, y, *, dlinear_seeds=3, device="cpu", log=Non
 
 
 def parse_quantiles(text: str | None) -> list[float]:
-    if not text:
+    if text is None:
         return [0.05, 0.5, 0.95]
     try:
         qs = [float(q) for q in text.split(",") if q.strip()]
     except ValueError as exc:
         raise UsageError(f"--quantiles {text!r} must be numbers separated by commas") from exc
-    if not qs or any(not 0 < q < 1 for q in qs):
+    if not qs:
+        raise UsageError(
+            "--quantiles names no quantile; give numbers between 0 and 1, e.g. 0.1,0.9"
+        )
+    if any(not 0 < q < 1 for q in qs):
         raise UsageError(f"--quantiles {text!r} must lie strictly between 0 and 1")
     return sorted(set(qs))
 

@@ -70,8 +70,10 @@ def _parse(path: Path, date_col: str | None) -> dict[str, np.ndarray]:
         try:
             dates = pd.to_datetime(df[date_col])
         except (ValueError, TypeError) as exc:
+            # pandas adds advice after the first sentence; keep the first sentence only
+            first = re.split(r"\.\s", str(exc).strip() + " ")[0].strip()
             raise DataError(
-                f"--date-col {date_col!r} in {path} does not hold dates ({exc})"
+                f"column {date_col!r} of {path.name} does not hold dates in one format ({first})"
             ) from exc
         df = df.drop(columns=[date_col])
     numeric = df.apply(pd.to_numeric, errors="coerce")
@@ -124,6 +126,12 @@ def read_csv(
     if not path.is_file():
         raise DataError(f"the data file {path} does not exist")
     columns = _header(path)
+    repeated = sorted({c for c in columns if columns.count(c) > 1})
+    if repeated:
+        raise DataError(
+            f"{path.name} names the column {repeated[0]!r} more than once; column names must be "
+            "unique"
+        )
     if date_col is not None and date_col not in columns:
         raise UsageError(
             f"--date-col {date_col!r} is not a column of {path.name}; columns: {', '.join(columns)}"
@@ -140,11 +148,17 @@ def read_csv(
         version=_FORMAT_VERSION,
     )
     names = [c for c in columns if c != date_col]
+    skipped = [c for c, keep in zip(names, arrays["numeric_mask"], strict=False) if not keep]
     names = [c for c, keep in zip(names, arrays["numeric_mask"], strict=False) if keep]
     values = arrays["values"].astype(np.float64)
+    if skipped and warn is not None and values.shape[1] > 0:
+        warn(f"{path.name}: skipped columns without numbers: {', '.join(skipped)}")
     if values.shape[1] == 0:
         raise DataError(f"{path.name} has no numeric column to forecast")
     if target:
+        twice = sorted({t for t in target if target.count(t) > 1})
+        if twice:
+            raise UsageError(f"--target names {twice[0]!r} more than once")
         missing = [t for t in target if t not in names]
         if missing:
             raise UsageError(
@@ -166,6 +180,13 @@ def read_csv(
         values = values[order]
         if warn is not None:
             warn(f"{path.name}: rows were not in date order; sorted by {date_col!r}")
+    inf = np.isinf(values)
+    if inf.any():
+        row, col = (int(i[0]) for i in np.nonzero(inf))
+        raise DataError(
+            f"{path.name} has {int(inf.sum())} infinite values (the first in column "
+            f"{names[col]!r}, data row {row + 1}); only finite numbers or empty cells can be filled"
+        )
     values, n_filled = fill_missing(values)
     if n_filled and warn is not None:
         warn(f"{path.name}: {n_filled} missing values were forward filled")
@@ -249,9 +270,14 @@ def load_etth2(**kwargs) -> Series:
 
 def load_series(data: str | None, *, date_col=None, target=None, warn=None) -> Series:
     """`--data`: an embedded name (etth1, etth2), a CSV path, or None for ETTh1."""
+    embedded = data is None or (data.lower() in EMBEDDED and not Path(data).exists())
+    if embedded and date_col not in (None, "date"):
+        raise UsageError(
+            f"--date-col {date_col!r} is not a column of the embedded data; its dates are in 'date'"
+        )
     if data is None:
         return load_embedded("etth1", target=target, warn=warn)
-    if data.lower() in EMBEDDED and not Path(data).exists():
+    if embedded:
         return load_embedded(data, target=target, warn=warn)
     return read_csv(data, date_col=date_col, target=target, warn=warn)
 
@@ -328,9 +354,18 @@ class Scaler:
     std: np.ndarray
 
     @classmethod
-    def fit(cls, values: np.ndarray) -> Scaler:
-        std = values.std(axis=0)
-        return cls(values.mean(axis=0), np.where(std > 1e-8, std, 1.0))
+    def fit(cls, values: np.ndarray, names: list[str] | None = None) -> Scaler:
+        with np.errstate(over="ignore", invalid="ignore"):
+            mean, std = values.mean(axis=0), values.std(axis=0)
+        bad = ~(np.isfinite(mean) & np.isfinite(std))
+        if bad.any():
+            c = int(np.argmax(bad))
+            which = repr(names[c]) if names else str(c)
+            raise DataError(
+                f"column {which} has values too large to standardise (their variance overflows "
+                "64-bit floats); rescale it"
+            )
+        return cls(mean, np.where(std > 1e-8, std, 1.0))
 
     def transform(self, values: np.ndarray) -> np.ndarray:
         return (values - self.mean) / self.std
@@ -366,6 +401,11 @@ def gather(z: np.ndarray, starts: np.ndarray, lookback: int, horizon: int):
 
 def prepare(series: Series, scheme: str = "auto") -> Prepared:
     splits = make_splits(series, scheme)
-    scaler = Scaler.fit(series.values[: splits.train_end])
+    if splits.train_end < 2:
+        raise DataError(
+            f"{series.name} has {series.n_rows} rows, too few for a training split; "
+            "give a longer series"
+        )
+    scaler = Scaler.fit(series.values[: splits.train_end], series.columns)
     z = scaler.transform(series.values).astype(np.float32)
     return Prepared(series, splits, scaler, z)

@@ -95,6 +95,25 @@ def test_resume_continues_after_the_last_epoch(cli, trained):
     assert steps == [1, 2]
 
 
+def test_resume_trains_on_the_saved_data_and_keeps_the_saved_model_shape(cli, trained, tmp_path):
+    data, run, _ = trained
+    # other numbers under the same channel names: refused, not silently trained on
+    other = write_series(tmp_path / "other.csv", seed=5)
+    r = cli(
+        "timediff", "train", "--resume", str(run), "--epochs", "2", "--data", str(other), env=TD
+    )
+    assert r.code == 5 and "not the series this run was trained on" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    # options that shape the model are ignored with a warning; --epochs still applies
+    r = cli(
+        "timediff", "train", "--resume", str(run), "--epochs", "2", "--horizon", "6", "--json",
+        env=TD,
+    )  # fmt: skip
+    assert r.code == 0, r.stderr
+    assert "ignoring --horizon" in r.stderr
+    assert r.json()["horizon"] == 12 and r.json()["epochs_run"] == 2
+
+
 def test_a_checkpoint_trained_on_other_channels_is_a_data_error(cli, trained, tmp_path):
     _, run, _ = trained
     other = write_series(tmp_path / "three.csv", channels=3)
@@ -144,6 +163,10 @@ def test_a_missing_target_column_exits_2(cli, series_csv):
         ["--patience", "-1"],
         ["--samples", "0"],
         ["--lookback", "-1"],
+        ["--lr", "inf"],
+        ["--sample-steps", "50"],  # more than tiny's 20 diffusion steps
+        ["--target", "ch0,ch0"],
+        ["--quantiles", ""],
     ],
 )
 def test_a_bad_option_value_exits_2_with_one_sentence(cli, series_csv, option):

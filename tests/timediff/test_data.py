@@ -8,6 +8,8 @@ from mltk_plugins.timediff import data
 
 from mltk.errors import DataError, UsageError
 
+from .conftest import write_series
+
 
 @pytest.fixture(autouse=True)
 def _cache(tmp_path, monkeypatch):
@@ -120,3 +122,58 @@ def test_the_embedded_files_are_the_unmodified_originals():
     s = data.load_embedded("etth2")
     assert s.n_rows == 17420 and s.columns[-1] == "OT"
     assert (data.DATA_DIR / "LICENSE").is_file() and (data.DATA_DIR / "README.md").is_file()
+
+
+@pytest.mark.parametrize(
+    "edit, words",
+    [
+        (lambda t: t.replace("date,ch0,ch1", "date,ch0,ch0", 1), "names the column 'ch0' more"),
+        (
+            lambda t: _set_cell(t, 4, 1, "inf"),
+            "infinite values (the first in column 'ch0', data row 4)",
+        ),
+        (lambda t: _set_cell(t, 4, 2, "1e300"), "column 'ch1' has values too large"),
+        (lambda t: "\n".join(t.splitlines()[:2]) + "\n", "too few for a training split"),
+    ],
+    ids=["repeated column", "infinite value", "overflowing values", "one row"],
+)
+def test_unusable_csv_files_are_data_errors_in_one_sentence(tmp_path, edit, words):
+    path = write_series(tmp_path / "s.csv")
+    path.write_text(edit(path.read_text()))
+    with pytest.raises(DataError) as err:
+        data.prepare(data.read_csv(path))
+    assert words in str(err.value) and "\n" not in str(err.value)
+
+
+def _set_cell(text: str, row: int, col: int, value: str) -> str:
+    lines = text.splitlines()
+    cells = lines[row].split(",")
+    cells[col] = value
+    lines[row] = ",".join(cells)
+    return "\n".join(lines) + "\n"
+
+
+def test_dates_in_two_formats_are_one_sentence(tmp_path):
+    path = write_series(tmp_path / "s.csv")
+    lines = path.read_text().splitlines()
+    lines[3] = "01/01/2020 02:00," + lines[3].split(",", 1)[1]
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError) as err:
+        data.read_csv(path)
+    msg = str(err.value)
+    assert "does not hold dates in one format" in msg and "\n" not in msg and "try" not in msg
+
+
+def test_columns_without_numbers_are_skipped_with_a_warning(tmp_path):
+    path = write_series(tmp_path / "s.csv")
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([lines[0] + ",empty"] + [x + "," for x in lines[1:]]) + "\n")
+    warnings = []
+    series = data.read_csv(path, warn=warnings.append)
+    assert series.columns == ["ch0", "ch1"]
+    assert any("skipped columns without numbers: empty" in w for w in warnings)
+
+
+def test_date_col_with_embedded_data_must_be_its_date_column():
+    with pytest.raises(UsageError):
+        data.load_series("etth1", date_col="nope")
