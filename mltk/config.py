@@ -85,11 +85,15 @@ def read_toml(path: str | os.PathLike) -> dict[str, Any]:
         import tomli as tomllib
 
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"--config {path} is a folder; give a TOML file")
     if not path.is_file():
         raise DataError(f"--config {path} does not exist")
     try:
         with open(path, "rb") as fh:
             return tomllib.load(fh)
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"--config {path} is not UTF-8 text, so not a TOML file") from exc
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"--config {path} is not valid TOML ({exc})") from exc
 

@@ -45,6 +45,8 @@ def setup(
     from mltk.errors import UsageError
     from mltk.seed import seed_everything
 
+    if not 0 <= seed < 2**63:
+        raise UsageError(f"--seed {seed} must be a non-negative integer below 2**63")
     if threads is not None:
         if threads < 1:
             raise UsageError(f"--threads {threads} must be at least 1")

@@ -166,6 +166,7 @@ def _folder_images(root: Path, size: int | None, classes: list[str] | None = Non
 
     image_mod = require("PIL.Image", extra="aesam")
     found = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    given = classes
     classes = classes or found
     if not classes:
         raise DataError(f"{root} has no class sub-folders (expected {root}/<class>/<image>.png)")
@@ -193,6 +194,11 @@ def _folder_images(root: Path, size: int | None, classes: list[str] | None = Non
     if len(shapes) > 1:
         raise DataError(
             f"images under {root} differ in size ({sorted(shapes)[:3]}...); pass --image-size"
+        )
+    empty = [name for ci, name in enumerate(classes) if ci not in set(ys)]
+    if empty and given is None:  # a test folder may lack a class; a training folder may not
+        raise DataError(
+            f"{root} has no images for class {empty[0]!r}; remove its folder or add images"
         )
     x = np.stack(xs).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
     return x, np.asarray(ys, dtype=np.int64), classes
@@ -340,8 +346,7 @@ def load_data(
             x_tr, y_tr, x_te, y_te = parts
         else:
             x_tr, y_tr, x_te, y_te = _split(parts[0], parts[1], test_fraction, seed=0)
-        n = int(max(y_tr.max(initial=0), y_te.max(initial=0))) + 1
-        classes = [str(i) for i in range(n)]
+        classes = [str(i) for i in range(_check_labels(y_tr, y_te, named=0))]
     elif source == "folder":
         if not p.is_dir():
             raise DataError(f"--data-path {p} is not a folder")
@@ -360,7 +365,7 @@ def load_data(
     if limit_train is not None and limit_train < len(y_tr):
         keep = np.random.default_rng(seed).choice(len(y_tr), size=limit_train, replace=False)
         x_tr, y_tr = x_tr[np.sort(keep)], y_tr[np.sort(keep)]
-    num_classes = max(len(classes), int(y_tr.max()) + 1, int(y_te.max()) + 1)
+    num_classes = _check_labels(y_tr, y_te, named=len(classes))
     y_clean = y_tr.copy()
     y_noisy = (
         symmetric_label_noise(y_tr, noise, num_classes, seed=10_007 + seed) if noise > 0 else y_tr
@@ -377,6 +382,25 @@ def load_data(
         std=std,
         y_train_clean=y_clean,
     )
+
+
+def _check_labels(y_tr: np.ndarray, y_te: np.ndarray, *, named: int) -> int:
+    """The number of classes, after checking that labels are class indices of >= 2 classes.
+
+    ``named``: classes the source names (folder names, CIFAR's list), 0 when labels are bare.
+    """
+    largest = max(int(y_tr.max(initial=0)), int(y_te.max(initial=0)))
+    distinct = len(np.union1d(y_tr, y_te))
+    if largest + 1 > max(named, 10 * distinct):  # also keeps a stray huge label from building
+        raise DataError(  # a model head with millions of outputs
+            f"the labels run up to {largest} but only {distinct} distinct values occur; "
+            "labels must be class indices 0..K-1"
+        )
+    if len(np.unique(y_tr)) < 2:
+        raise DataError(
+            f"the training labels hold {len(np.unique(y_tr))} class; a classifier needs at least 2"
+        )
+    return max(named, largest + 1)
 
 
 def normalise(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
@@ -434,6 +458,8 @@ def load_inputs(
             xs.append(arr[None] if c == 1 else arr.transpose(2, 0, 1))
         x = np.stack(xs).astype(np.float32)
         names = [str(f) for f in files]
+    if len(x) == 0:
+        raise DataError(f"--input {p} holds no inputs")
     if tuple(x.shape[1:]) != (c, h, w):
         raise DataError(
             f"--input {p} has inputs of shape {tuple(x.shape[1:])}; the model expects {(c, h, w)}"

@@ -24,7 +24,8 @@ _OPT = "erm | sam | aesam | aelooksam | looksam | sssam"
 
 
 def _overrides(**values) -> dict:
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in values.items()}
+    # paths are stored absolute, so a run folder's eval and resume work from any directory
+    return {k: (str(v.resolve()) if isinstance(v, Path) else v) for k, v in values.items()}
 
 
 @app.command()

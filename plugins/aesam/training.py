@@ -56,6 +56,9 @@ class AESAMConfig:
     p: float = 0.5  # SS-SAM: probability of a SAM step
 
     def validate(self) -> AESAMConfig:
+        for name, value in vars(self).items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise UsageError(f"--{name.replace('_', '-')} {value} must be a finite number")
         checks = [
             (self.data in SOURCES, f"--data {self.data!r} is not one of {', '.join(SOURCES)}"),
             (self.model in MODELS, f"--model {self.model!r} is not one of {', '.join(MODELS)}"),
@@ -80,6 +83,10 @@ class AESAMConfig:
             (self.weight_decay >= 0, f"--weight-decay {self.weight_decay} must be non-negative"),
             (0 <= self.momentum < 1, f"--momentum {self.momentum} must be in [0, 1)"),
             (self.width is None or self.width >= 1, f"--width {self.width} must be at least 1"),
+            (
+                self.image_size is None or self.image_size >= 1,
+                f"--image-size {self.image_size} must be at least 1",
+            ),
             (
                 self.limit_train is None or self.limit_train >= 1,
                 f"--limit-train {self.limit_train} must be at least 1",

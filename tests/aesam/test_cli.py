@@ -177,6 +177,14 @@ def test_compare_tabulates_every_optimizer(capsys):
         (["train", "--data-path", "x.npz"], ExitCode.USAGE, "--data npz"),
         (["train", "--width", "0"], ExitCode.USAGE, "--width"),
         (["train", "--momentum", "5"], ExitCode.USAGE, "--momentum"),
+        (["train", "--lr", "inf"], ExitCode.USAGE, "--lr inf must be a finite number"),
+        (["train", "--lambda1", "nan"], ExitCode.USAGE, "--lambda1"),
+        (["train", "--seed", "-1"], ExitCode.USAGE, "--seed -1"),
+        (
+            ["train", "--data", "folder", "--data-path", ".", "--image-size", "0"],
+            ExitCode.USAGE,
+            "--image-size",
+        ),
         (["eval", "/no/such/run"], ExitCode.DATA, "does not exist"),
         (["compare", "--optimizers", "sgd"], ExitCode.USAGE, "--optimizers"),
     ],
@@ -201,3 +209,20 @@ def test_images_with_nan_are_a_data_error(capsys, tmp_path):
         "--preset", "tiny", "--out", str(tmp_path / "r"), "--json",
     )  # fmt: skip
     assert code == ExitCode.DATA and "1 NaN or infinite values" in err
+
+
+def test_run_folders_keep_the_data_path_absolute(capsys, tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.random((40, 1, 4, 4)), y=np.arange(40) % 2)
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "run"
+    code, _, err = mltk(
+        capsys, "aesam", "train", "--preset", "tiny", "--data", "npz", "--data-path", "d.npz",
+        "--out", str(run), "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    monkeypatch.chdir("/")  # eval from elsewhere still finds the data
+    code, out, err = mltk(capsys, "aesam", "eval", str(run), "--json")
+    assert code == 0, err
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["config"]["data_path"] == str(tmp_path / "d.npz")

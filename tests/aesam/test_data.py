@@ -125,3 +125,35 @@ def test_bad_sources_and_paths_are_clear_errors(tmp_path):
         load_data("npz", tmp_path / "missing.npz")
     with pytest.raises(UsageError, match="--noise"):
         load_data("digits", noise=1.5)
+
+
+@pytest.mark.parametrize(
+    "labels, words",
+    [
+        (np.where(np.arange(40) % 4 == 3, 10**9, np.arange(40) % 4), "labels run up to 1000000000"),
+        (np.zeros(40, dtype=np.int64), "a classifier needs at least 2"),
+    ],
+    ids=["a stray huge label", "one class"],
+)
+def test_labels_that_are_not_class_indices_are_refused(tmp_path, labels, words):
+    path = tmp_path / "d.npz"
+    np.savez(path, x=np.random.default_rng(0).random((40, 4, 4)), y=labels)
+    with pytest.raises(DataError, match=words):
+        load_data("npz", path)
+
+
+def test_a_training_class_folder_without_images_is_refused(tmp_path):
+    from PIL import Image
+
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    for i in range(3):
+        Image.new("RGB", (4, 4), (i, 0, 0)).save(tmp_path / "a" / f"{i}.png")
+    with pytest.raises(DataError, match="no images for class 'b'"):
+        load_data("folder", tmp_path)
+
+
+def test_predict_inputs_must_not_be_empty(tmp_path):
+    np.savez(tmp_path / "empty.npz", x=np.zeros((0, 1, 8, 8), dtype=np.float32))
+    with pytest.raises(DataError, match="holds no inputs"):
+        load_inputs(tmp_path / "empty.npz", (1, 8, 8))
