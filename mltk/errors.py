@@ -18,6 +18,7 @@ class ExitCode(IntEnum):
     MISSING_DEPENDENCY = 3
     DEVICE = 4
     DATA = 5
+    DIVERGED = 6
     INTERRUPTED = 130
 
 
@@ -49,6 +50,12 @@ class DataError(MltkError):
     """Data or a checkpoint is missing or invalid (exit 5)."""
 
     exit_code = ExitCode.DATA
+
+
+class DivergedError(MltkError):
+    """Training produced a non-finite loss or gradient (exit 6); a lower learning rate helps."""
+
+    exit_code = ExitCode.DIVERGED
 
 
 def require(module: str, *, extra: str) -> ModuleType:

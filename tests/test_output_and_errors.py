@@ -15,6 +15,7 @@ from mltk.errors import ExitCode
         ("usage", ExitCode.USAGE, "--thing 3 must be even"),
         ("data", ExitCode.DATA, "data.csv has no numeric column"),
         ("device", ExitCode.DEVICE, "--device cuda:7 is not available"),
+        ("diverged", ExitCode.DIVERGED, "the loss is not finite at step 3; lower --lr"),
         ("dependency", ExitCode.MISSING_DEPENDENCY, "pip install 'mltk[toy]'"),
         ("crash", ExitCode.RUNTIME, "ZeroDivisionError: division by zero in the toy"),
         ("interrupt", ExitCode.INTERRUPTED, "interrupted"),

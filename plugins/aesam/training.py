@@ -16,7 +16,7 @@ from mltk_plugins.aesam.models import MODELS, build_model
 from torch import nn
 from torch.nn import functional as F
 
-from mltk.errors import UsageError
+from mltk.errors import DivergedError, UsageError
 
 BASES = ("sgd", "adamw")
 SCHEDULES = ("cosine", "constant")
@@ -329,7 +329,10 @@ def train(
                 perturbed.backward()
                 return perturbed
 
-            opt.step(closure)
+            try:
+                opt.step(closure)
+            except FloatingPointError as exc:  # the switch found a non-finite gradient norm
+                raise DivergedError(f"training diverged: {exc}") from exc
             opt.zero_grad(set_to_none=True)
             sched.step()
             loss_sum += loss.detach() * len(yb)
@@ -338,6 +341,11 @@ def train(
             if on_step is not None:
                 on_step(s, loss.detach())
         loss_sum, correct = loss_sum.item(), correct.item()
+        if not math.isfinite(loss_sum):
+            raise DivergedError(
+                f"training diverged: the loss is not finite in epoch {epoch + 1}; "
+                "lower the learning rate"
+            )
         state.wall_s += time.perf_counter() - t0
         state.epoch = epoch + 1
         test_loss, test_acc = evaluate(state.model, data.x_test, data.y_test, device)

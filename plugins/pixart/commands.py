@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -34,8 +35,8 @@ def _check_cfg(cfg: PixArtConfig) -> None:
             raise UsageError(f"{name} {value} must be at least 1")
     if not 0 <= cfg.caption_dropout < 1:
         raise UsageError(f"--caption-dropout {cfg.caption_dropout} must be in [0, 1)")
-    if cfg.lr <= 0:
-        raise UsageError(f"--lr {cfg.lr} must be positive")
+    if not (cfg.lr > 0 and math.isfinite(cfg.lr)):
+        raise UsageError(f"--lr {cfg.lr} must be a positive finite number")
     width = cfg.num_heads * cfg.head_dim
     if cfg.micro_conditions and width % 3:
         raise UsageError(

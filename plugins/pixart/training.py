@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mltk.errors import DataError, UsageError
+from mltk.errors import DataError, DivergedError, UsageError
 
 from . import model as M
 from . import text as T
@@ -384,7 +384,7 @@ def run_training(
                 terms = diffusion.losses(o.float(), x0, xt, t, noise, cfg.vlb_weight)
                 loss = terms["loss"].mean()
                 if not torch.isfinite(loss):
-                    raise DataError(f"the loss became {loss.item()} at step {step}; lower --lr")
+                    raise DivergedError(f"the loss became {loss.item()} at step {step}; lower --lr")
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from mltk.errors import DivergedError
+
 from .ar_init import fit_linear_map
 from .config import TimeDiffConfig
 from .data import Prepared, gather
@@ -179,10 +181,13 @@ def train_model(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            running += float(loss.detach()) * len(idx)
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise DivergedError(f"the training loss is not finite in epoch {epoch}; lower --lr")
+            running += value * len(idx)
             seen += len(idx)
             if progress is not None:
-                progress(len(idx), float(loss.detach()))
+                progress(len(idx), value)
         val_loss = validation_loss(model, prepared, cfg, device)
         row = {"epoch": epoch, "train_loss": running / max(seen, 1), "val_loss": val_loss}
         if by_mse:

@@ -226,3 +226,12 @@ def test_run_folders_keep_the_data_path_absolute(capsys, tmp_path, monkeypatch):
     assert code == 0, err
     saved = json.loads((run / "config.json").read_text())
     assert saved["config"]["data_path"] == str(tmp_path / "d.npz")
+
+
+def test_a_diverging_run_exits_6_with_one_sentence(capsys, tmp_path):
+    code, out, err = mltk(
+        capsys, "aesam", "train", "--preset", "tiny", "--lr", "1e30", "--out", str(tmp_path / "r"),
+        "--json",
+    )  # fmt: skip
+    assert code == ExitCode.DIVERGED and out == ""
+    assert "training diverged" in err and "Traceback" not in err

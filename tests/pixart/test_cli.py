@@ -158,6 +158,13 @@ def test_checkpoint_missing_a_component_is_a_data_error(capsys, trained, tmp_pat
     assert code == ExitCode.DATA and "missing its text_encoder/" in err
 
 
+def test_a_diverging_run_exits_6(capsys, trained, tmp_path):
+    code, out, err = mltk(capsys, "pixart", "train", "--config", str(trained / "micro.toml"),
+                          "--lr", "1e30", "--out", str(tmp_path / "r"), "--json")  # fmt: skip
+    assert code == ExitCode.DIVERGED and out == ""
+    assert "lower --lr" in err and "Traceback" not in err
+
+
 def test_resolution_not_divisible_by_patch_is_a_usage_error(capsys, trained):
     code, _, err = mltk(capsys, "pixart", "generate", "a red circle", "-c", str(trained / "run"),
                         "--height", "30")  # fmt: skip
@@ -171,6 +178,7 @@ def test_resolution_not_divisible_by_patch_is_a_usage_error(capsys, trained):
         (["train", "--stage", "aesthetic", "--steps", "1"], ExitCode.USAGE, "--init"),
         (["train", "--caption-mode", "long"], ExitCode.USAGE, "--caption-mode"),
         (["generate"], ExitCode.USAGE, "no prompt given"),
+        (["train", "--lr", "inf"], ExitCode.USAGE, "--lr inf must be a positive finite number"),
         (["generate", "x", "-c", "/nonexistent/ckpt"], ExitCode.DATA, "does not exist"),
     ],
 )

@@ -231,3 +231,13 @@ def test_quantile_columns_are_named_without_collisions():
     qs = parse_quantiles("0.975,0.025,0.5,0.5,0.05")
     assert qs == [0.025, 0.05, 0.5, 0.975]
     assert [quantile_name(q) for q in qs] == ["q2.5", "q05", "q50", "q97.5"]
+
+
+def test_a_diverging_run_exits_6_with_one_sentence(cli, series_csv, tmp_path):
+    r = cli(
+        "timediff", "train", "--data", str(series_csv), *TINY, "--lr", "1e30",
+        "--out", str(tmp_path / "r"), env=TD,
+    )  # fmt: skip
+    assert r.code == 6 and r.stdout == ""
+    errors = [x for x in r.stderr.splitlines() if x.startswith("mltk: error:")]
+    assert len(errors) == 1 and "loss is not finite" in errors[0] and "Traceback" not in r.stderr
