@@ -48,7 +48,10 @@ CONFIG_FIELDS = (
     "max_train_windows",
 )
 
-_DATA_HELP = "etth1 | etth2 (embedded, the default is etth1) or a CSV file with a date column."
+_DATA_HELP = (
+    "etth1 | etth2 (embedded, the default is etth1) or a CSV file (its date column is detected, "
+    "or named with --date-col; without one, rows are taken as equally spaced steps)."
+)
 
 
 def _train_options(
