@@ -63,10 +63,18 @@ def entry_path(name: str, key: str, root: Path | None = None) -> Path:
     return (root or cache_root()) / f"{_safe_name(name)}-{key}"
 
 
-def _read(path: Path) -> dict[str, Any]:
+def _read(path: Path) -> dict[str, Any] | None:
+    """The entry's arrays, or None (and the entry removed) when it cannot be read back."""
     from safetensors.numpy import load_file
 
-    return load_file(str(path / ARRAYS_FILE))
+    if not (path / ENTRY_FILE).is_file():
+        return None
+    try:
+        json.loads((path / ENTRY_FILE).read_text())
+        return load_file(str(path / ARRAYS_FILE))
+    except Exception:  # a truncated or damaged entry: it is only a cache, so rebuild it
+        shutil.rmtree(path, ignore_errors=True)
+        return None
 
 
 def cached_arrays(
@@ -91,11 +99,13 @@ def cached_arrays(
         ) from exc
     key = entry_key(name, params, fingerprint, version)
     path = entry_path(name, key, root)
-    if (path / ENTRY_FILE).is_file():
-        return _read(path)
+    found = _read(path)
+    if found is not None:
+        return found
     with FileLock(str(root / f".{key}.lock")):
-        if (path / ENTRY_FILE).is_file():  # another process built it while we waited
-            return _read(path)
+        found = _read(path)  # another process may have built it while we waited
+        if found is not None:
+            return found
         arrays = {k: np.ascontiguousarray(v) for k, v in build().items()}
         info = {
             "name": name,
@@ -110,7 +120,10 @@ def cached_arrays(
             save_file(arrays, str(tmp / ARRAYS_FILE))
             # entry.json is written last: an entry without it is never read.
             (tmp / ENTRY_FILE).write_text(json.dumps(info, default=str, indent=2))
-    return _read(path)
+    found = _read(path)
+    if found is None:
+        raise DataError(f"the cache entry {path} could not be read back after writing it")
+    return found
 
 
 @dataclass
@@ -132,13 +145,16 @@ def list_entries(root: Path | None = None) -> list[Entry]:
         return []
     out = []
     for path in sorted(root.iterdir()):
-        info_file = path / ENTRY_FILE
-        if path.name.startswith(".") or not info_file.is_file():
+        if path.name.startswith(".") or not path.is_dir():
             continue
         try:
-            info = json.loads(info_file.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
+            info = json.loads((path / ENTRY_FILE).read_text())
+            if not isinstance(info, dict):
+                raise ValueError
+        except (OSError, ValueError):
+            # a damaged entry (or one whose build was cut short) is listed, so clear removes it
+            prefix, _, key = path.name.rpartition("-")
+            info = {"name": prefix or path.name, "key": key, "created": 0.0}
         out.append(
             Entry(
                 info.get("name", "?"),

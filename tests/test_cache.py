@@ -67,6 +67,27 @@ def test_second_call_reads_the_entry_without_building(tmp_path, monkeypatch):
     assert cache.clear("ds") > 0 and cache.list_entries() == []
 
 
+def test_a_damaged_entry_is_rebuilt_and_cleared(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLTK_CACHE_DIR", str(tmp_path / "c"))
+    calls = []
+
+    def build():
+        calls.append(1)
+        return {"a": np.arange(6, dtype=np.int32)}
+
+    cache.cached_arrays("ds", {"k": 1}, build)
+    (entry,) = cache.list_entries()
+    with open(entry.path / cache.ARRAYS_FILE, "r+b") as fh:
+        fh.truncate(5)
+    again = cache.cached_arrays("ds", {"k": 1}, build)  # rebuilt, not a SafetensorError
+    assert calls == [1, 1]
+    np.testing.assert_array_equal(again["a"], np.arange(6))
+    # an entry whose entry.json is damaged is still listed (by its folder), so clear removes it
+    (entry.path / cache.ENTRY_FILE).write_text('{"name": "d')
+    assert [e.name for e in cache.list_entries()] == ["ds"]
+    assert cache.clear("ds") > 0 and not entry.path.exists()
+
+
 def test_file_fingerprint_follows_content(tmp_path):
     f = tmp_path / "a.csv"
     f.write_text("1,2\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -15,7 +16,29 @@ from .config import CAPTION_MODES, PREDICTIONS, PRESETS, SAMPLERS, STAGES, PixAr
 SHIPPED = Path(__file__).parent / "weights" / "tiny"
 
 
+MAX_SIDE = 8192  # pixels; a larger image is a typo, not a request
+MAX_EVAL_PROMPTS = 100_000
+
+
+def _check_guidance(guidance: float) -> None:
+    if not (math.isfinite(guidance) and guidance >= 0):
+        raise UsageError(f"--guidance {guidance} must be a finite number >= 0 (1 turns it off)")
+
+
 def _check_cfg(cfg: PixArtConfig) -> None:
+    for name, value in dataclasses.asdict(cfg).items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UsageError(f"--{name.replace('_', '-')} {value} must be a finite number")
+    if not 0 <= cfg.ema_decay < 1:
+        raise UsageError(f"--ema-decay {cfg.ema_decay} must be in [0, 1)")
+    if not cfg.grad_clip > 0:
+        raise UsageError(f"--grad-clip {cfg.grad_clip} must be positive (a gradient-norm bound)")
+    for name, value in (
+        ("--warmup", cfg.warmup),
+        ("--weight-decay", cfg.weight_decay),
+    ):
+        if value < 0:
+            raise UsageError(f"{name} {value} must not be negative")
     for name, value, allowed in (
         ("--stage", cfg.stage, STAGES),
         ("--caption-mode", cfg.caption_mode, CAPTION_MODES),
@@ -282,6 +305,10 @@ def run_generate(
     from .sampling import generate
 
     texts = read_prompts(prompts, prompts_file)
+    _check_guidance(guidance)
+    for name, value in (("--height", height), ("--width", width)):
+        if value is not None and not 1 <= value <= MAX_SIDE:
+            raise UsageError(f"{name} {value} must be between 1 and {MAX_SIDE} pixels")
     if num_images < 1:
         raise UsageError(f"--num-images {num_images} must be at least 1")
     if batch_size < 1:
@@ -363,6 +390,9 @@ def run_eval(rt, checkpoint, *, n, steps, guidance, sampler, clip, batch_size) -
         raise UsageError(
             f"--prompts {n} must be at least 2 (the Fréchet distance needs two images)"
         )
+    if n > MAX_EVAL_PROMPTS:
+        raise UsageError(f"--prompts {n} must be at most {MAX_EVAL_PROMPTS}")
+    _check_guidance(guidance)
     if sampler not in SAMPLERS:
         raise UsageError(f"--sampler must be one of {', '.join(SAMPLERS)}; got {sampler!r}")
     if clip is not None and not Path(clip).is_dir():
