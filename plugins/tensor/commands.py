@@ -20,12 +20,19 @@ from .config import TensorConfig
 from .continuation import ValidationWalk, fit_path, rmse
 from .data import Completion, make_problem
 from .nort import Factors, NortOptions
-from .structured import Observed
+from .structured import Observed, other_size
 
 DENSE_LIMIT = 1 << 27  # entries: the largest tensor written densely (1 GiB in float64)
 
 
 def validate(cfg: TensorConfig) -> None:
+    import dataclasses
+
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            flag = "--lambda" if f.name == "lam" else "--" + f.name.replace("_", "-")
+            raise UsageError(f"{flag} {value} must be a finite number")
     if cfg.penalty not in penalties.PENALTIES:
         raise UsageError(
             f"--penalty {cfg.penalty!r} is not one of {', '.join(penalties.PENALTIES)}"
@@ -342,7 +349,9 @@ def load_model(run, device):
     try:
         shape = tuple(int(x) for x in meta["shape"])
         if meta.get("form") == "dense":
-            return tensors["X"].to(device), meta
+            dense = tensors["X"].to(device)
+            _check_model(dense, shape, run.path)
+            return dense, meta
         D = len(shape)
         X = Factors(
             shape,
@@ -353,7 +362,33 @@ def load_model(run, device):
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise DataError(f"checkpoint in {run.path} is incomplete ({exc})") from exc
+    _check_model(X, shape, run.path)
     return X, meta
+
+
+def _check_model(X, shape: tuple[int, ...], where) -> None:
+    """Shapes that fit together and finite numbers, or one sentence (exit 5)."""
+    bad = f"the checkpoint in {where} is damaged"
+    if not isinstance(X, Factors):
+        if tuple(X.shape) != shape:
+            raise DataError(f"{bad}: its tensor is {tuple(X.shape)}, not {shape}")
+        if not bool(torch.isfinite(X).all()):
+            raise DataError(f"{bad}: it holds non-finite values")
+        return
+    if len(X.alpha) != len(shape):
+        raise DataError(f"{bad}: {len(X.alpha)} mode weights for {len(shape)} modes")
+    for d, (U, s, V) in enumerate(zip(X.U, X.s, X.V, strict=True)):
+        r = s.shape[0] if s.dim() == 1 else -1
+        fits = tuple(U.shape) == (shape[d], r) and tuple(V.shape) == (other_size(shape, d), r)
+        if r < 0 or not fits:
+            raise DataError(
+                f"{bad}: mode {d} has factors {tuple(U.shape)}, {tuple(s.shape)}, "
+                f"{tuple(V.shape)}, which do not fit the shape {shape}"
+            )
+        if not all(bool(torch.isfinite(t).all()) for t in (U, s, V)):
+            raise DataError(f"{bad}: mode {d} holds non-finite values")
+    if not all(math.isfinite(a) for a in X.alpha):
+        raise DataError(f"{bad}: its mode weights are not finite")
 
 
 def values_at(model, idx: torch.Tensor, shape) -> torch.Tensor:
@@ -408,6 +443,8 @@ def check_output(path: Path, suffixes: tuple[str, ...]) -> None:
     if path.suffix.lower() not in suffixes:
         raise UsageError(f"--output {path}: name a {' or '.join(suffixes)} file")
     folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise UsageError(f"--output {path} is a folder; name a file")
     if not folder.is_dir():
         raise UsageError(f"--output {path}: the folder {folder} does not exist")
     if not os.access(folder, os.W_OK):

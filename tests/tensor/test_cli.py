@@ -188,6 +188,8 @@ def test_fixed_lambda_with_dense_and_convex_solvers(capsys, tmp_path):
         (["--theta", "1.0", "--penalty", "scad"], ExitCode.USAGE),
         (["--data", "nope.npy"], ExitCode.DATA),
         (["--lambda", "0.1", "--lambda-search"], ExitCode.USAGE),
+        (["--lambda", "nan"], ExitCode.USAGE),
+        (["--tol", "nan"], ExitCode.USAGE),
     ],
 )
 def test_bad_options_exit_with_the_right_code(capsys, tmp_path, args, code):
@@ -205,6 +207,28 @@ def test_bad_data_exits_5_with_one_sentence(capsys, tmp_path):
     np.savez(tmp_path / "t.npz", data=np.ones((4, 5, 6)), mask=np.zeros((4, 5, 6), dtype=bool))
     rc, out, err = mltk(capsys, "tensor", "complete", "--data", str(tmp_path / "t.npz"))
     assert rc == ExitCode.DATA and "no observed entries" in err
+
+
+def test_a_damaged_checkpoint_or_a_folder_as_output_is_one_sentence(capsys, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    code, _, err = mltk(capsys, "tensor", "train", "--data", "coffee", *FAST, "--out",
+                        str(tmp_path / "r"))  # fmt: skip
+    assert code == 0, err
+    (tmp_path / "out.npy").mkdir()
+    code, out, err = mltk(capsys, "tensor", "predict", str(tmp_path / "r"), "--output",
+                          str(tmp_path / "out.npy"))  # fmt: skip
+    assert code == ExitCode.USAGE and "is a folder" in err and out == ""
+    ckpt = tmp_path / "r" / "checkpoint" / "tensors.safetensors"
+    good = load_file(str(ckpt))
+    for damage, words in (
+        ({"U0": good["U0"][:, 0]}, "do not fit the shape"),
+        ({"s1": good["s1"] * float("nan")}, "non-finite"),
+    ):
+        save_file({**good, **damage}, str(ckpt))
+        code, out, err = mltk(capsys, "tensor", "eval", str(tmp_path / "r"))
+        assert code == ExitCode.DATA and words in err and out == ""
+        assert len(err.strip().splitlines()) == 1
 
 
 def test_eval_of_a_missing_run_folder_exits_5(capsys, tmp_path):
