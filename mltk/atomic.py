@@ -27,6 +27,14 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def default_mode(path: str | os.PathLike) -> None:
+    """Give a file the permissions a plain open() would (0666 less the umask). Some writers
+    (safetensors) create their files 0600, which hides checkpoints from a shared group."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
+
+
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")

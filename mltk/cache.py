@@ -31,7 +31,10 @@ def cache_root() -> Path:
     """`MLTK_CACHE_DIR`, else the platform's user cache folder for mltk."""
     env = os.environ.get("MLTK_CACHE_DIR")
     if env:
-        return Path(env).expanduser()
+        root = Path(env).expanduser()
+        if root.exists() and not root.is_dir():
+            raise DataError(f"MLTK_CACHE_DIR={env} is a file, not a folder")
+        return root
     from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("mltk", appauthor=False))
@@ -118,6 +121,7 @@ def cached_arrays(
         }
         with atomic.build_dir(path) as tmp:
             save_file(arrays, str(tmp / ARRAYS_FILE))
+            atomic.default_mode(tmp / ARRAYS_FILE)
             # entry.json is written last: an entry without it is never read.
             (tmp / ENTRY_FILE).write_text(json.dumps(info, default=str, indent=2))
     found = _read(path)

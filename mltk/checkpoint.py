@@ -100,6 +100,7 @@ def save_checkpoint(
     text = json.dumps(payload, indent=2, allow_nan=False)
     with atomic.build_dir(directory) as tmp:
         save_file(clean, str(tmp / TENSORS_FILE))
+        atomic.default_mode(tmp / TENSORS_FILE)
         (tmp / META_FILE).write_text(text)
     return directory
 

@@ -75,6 +75,9 @@ def test_checkpoint_files_are_safetensors_and_json_only(tmp_path):
     ]
     meta = json.loads((tmp_path / "ck" / "meta.json").read_text())
     assert meta["versions"]["torch"] == torch.__version__
+    # both files get the mode a plain open() gives (safetensors alone would create 0600)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "ck").iterdir()}
+    assert modes["tensors.safetensors"] == modes["meta.json"]
 
 
 def test_loading_never_unpickles(tmp_path, monkeypatch):

@@ -95,6 +95,13 @@ def run_train(rt, *, preset, config_file, overrides, init, data, out, resume) ->
         for k, v in overrides.items():  # only the step budget may change on resume
             if v is not None and k == "steps":
                 cfg.steps = v
+        ignored = sorted(k for k, v in overrides.items() if v is not None and k != "steps")
+        ignored += ["out"] if out is not None else []
+        if ignored:
+            flags = ", ".join("--" + k.replace("_", "-") for k in ignored)
+            rt.out.warn(
+                f"--resume continues {run.path} with its saved configuration; ignoring {flags}"
+            )
         init = Path(saved["init"]) if saved.get("init") else None
         if data is None and str(saved.get("data", "")).startswith("folder:"):
             data = Path(saved["data"][len("folder:") :])

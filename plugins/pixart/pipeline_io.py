@@ -88,6 +88,8 @@ def save_pipeline(
             "vae": [None, None] if identity else ["diffusers", "AutoencoderKL"],
         }
         (tmp / "model_index.json").write_text(json.dumps(index, indent=2))
+        for weights in tmp.rglob("*.safetensors"):
+            atomic.default_mode(weights)  # safetensors creates them 0600
         from mltk.config import config_to_dict
 
         meta = {

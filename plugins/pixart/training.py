@@ -262,6 +262,8 @@ def run_training(
         }
         run.truncate_metrics(start)
         out.log(f"resumed {run.path} at step {start}")
+        if start >= cfg.steps:
+            out.warn(f"that run had already reached step {start}; raise --steps to train longer")
     wrapped = rt.dist.wrap(model)
     rng = np.random.default_rng(rt.seed + 1000 * start + rt.dist.rank)  # captions, labels
     # the batch order is the same on every rank, and each rank takes its own part of each batch

@@ -80,9 +80,11 @@ def test_train_writes_a_run_with_metrics_checkpoint_and_pipeline(capsys, trained
 
 def test_resume_continues_from_the_checkpoint(capsys, trained, tmp_path):
     shutil.copytree(trained / "run", tmp_path / "run")
-    code, out, _ = mltk(capsys, "pixart", "train", "--resume", str(tmp_path / "run"), "--steps", "6",
-                        "--device", "cpu", "--json")  # fmt: skip
+    code, out, err = mltk(capsys, "pixart", "train", "--resume", str(tmp_path / "run"), "--steps",
+                          "6", "--lr", "0.5", "--out", str(tmp_path / "elsewhere"), "--device",
+                          "cpu", "--json")  # fmt: skip
     assert code == 0 and json.loads(out)["steps"] == 6
+    assert "ignoring --lr, --out" in err and not (tmp_path / "elsewhere").exists()
     steps = [
         json.loads(x)["step"] for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     ]
