@@ -113,7 +113,8 @@ def run_train(rt, *, preset, config_file, overrides, init, data, out, resume) ->
             )
         run = RunDir.create("pixart", out=out)
     if init is not None and not Path(init).is_dir():
-        raise DataError(f"--init {init} does not exist")
+        what = "is not a folder" if Path(init).exists() else "does not exist"
+        raise DataError(f"--init {init} {what}")
     pretrained = None
     if init is not None and (Path(init) / "model_index.json").is_file():
         cfg, pretrained = _from_diffusers_folder(cfg, Path(init))
@@ -211,6 +212,12 @@ def resolve_checkpoint(path: Path | None) -> Path:
     if (path / "config.json").is_file() and not (path / "model_index.json").is_file():
         if (path / "pipeline").is_dir():
             return path / "pipeline"
+        try:
+            plugin = json.loads((path / "config.json").read_text()).get("plugin")
+        except (OSError, ValueError, AttributeError):
+            plugin = None
+        if plugin not in (None, "pixart"):
+            raise DataError(f"{path} is a run folder of mltk {plugin}, not of mltk pixart")
         raise DataError(
             f"run folder {path} has no pipeline/ (a stage-1 pixel run is class-conditional; "
             f"train --stage align --init {path} to get a text-to-image model)"
@@ -272,7 +279,8 @@ def read_prompts(prompts: list[str], prompts_file: Path | None) -> list[str]:
     out = [p for p in prompts]
     if prompts_file is not None:
         if not Path(prompts_file).is_file():
-            raise DataError(f"--prompts-file {prompts_file} does not exist")
+            what = "is a folder" if Path(prompts_file).is_dir() else "does not exist"
+            raise DataError(f"--prompts-file {prompts_file} {what}; give a text file")
         lines = [ln.strip() for ln in Path(prompts_file).read_text(errors="replace").splitlines()]
         lines = [ln for ln in lines if ln]
         if not lines:

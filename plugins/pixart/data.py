@@ -183,7 +183,8 @@ def folder_dataset(
     (see :func:`aspect_buckets`) grouped by aspect ratio instead of cropped to squares."""
     root = Path(root)
     if not root.is_dir():
-        raise DataError(f"image folder {root} does not exist")
+        what = "is a file, not a folder" if root.exists() else "does not exist"
+        raise DataError(f"image folder {root} {what}")
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
         raise DataError(

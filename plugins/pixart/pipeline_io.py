@@ -116,7 +116,8 @@ def inspect_folder(folder: Path) -> dict:
     """Check a checkpoint folder's layout without loading weights; DataError naming what is missing."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise DataError(f"checkpoint folder {folder} does not exist")
+        what = "is a file; give a run or pipeline folder" if folder.exists() else "does not exist"
+        raise DataError(f"checkpoint folder {folder} {what}")
     if not (folder / "model_index.json").is_file():
         raise DataError(
             f"{folder} is not a diffusers PixArt folder (no model_index.json); "
