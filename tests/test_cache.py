@@ -157,3 +157,7 @@ def test_cache_commands(cli):
     freed = cli("cache", "clear", "--json").json()["bytes_freed"]
     assert freed > 0
     assert cli("cache", "list", "--json").json()["entries"] == []
+    not_a_folder = cli.cwd.parent / "a-file"
+    not_a_folder.write_text("x")
+    r = cli("cache", "list", env={"MLTK_CACHE_DIR": str(not_a_folder)})
+    assert r.code == 5 and "is a file, not a folder" in r.stderr

@@ -107,6 +107,14 @@ def test_config_file_with_unknown_key_or_wrong_type(cli, tmp_path):
     broken = tmp_path / "b.toml"
     broken.write_text("steps = = 3\n")
     assert cli("toy", "train", "--config", str(broken), "--out", "r").code == ExitCode.USAGE
+    binary = tmp_path / "bin.toml"
+    binary.write_bytes(b"\xff\xfesteps = 3\n")
+    r = cli("toy", "train", "--config", str(binary), "--out", "r")
+    assert r.code == ExitCode.USAGE and "is not UTF-8 text" in r.stderr
+    r = cli("toy", "train", "--config", str(tmp_path), "--out", "r")
+    assert r.code == ExitCode.DATA and "is a folder" in r.stderr
+    r = cli("toy", "train", "--seed", "-1", "--out", "r")
+    assert r.code == ExitCode.USAGE and "--seed -1" in r.stderr
 
 
 def test_config_file_values_apply_and_cli_wins(cli, tmp_path):

@@ -167,6 +167,20 @@ def test_a_diverging_run_exits_6(capsys, trained, tmp_path):
     assert "lower --lr" in err and "Traceback" not in err
 
 
+def test_wrong_kinds_of_path_are_named_as_such(capsys, tmp_path):
+    other = tmp_path / "tensor_run"
+    other.mkdir()
+    (other / "config.json").write_text('{"plugin": "tensor"}')
+    (tmp_path / "w.npy").write_bytes(b"x")
+    for args, words in (
+        (["-c", str(other)], "is a run folder of mltk tensor"),
+        (["-c", str(tmp_path / "w.npy")], "is a file"),
+        (["--prompts-file", str(tmp_path)], "is a folder"),
+    ):
+        code, out, err = mltk(capsys, "pixart", "generate", "x", *args, "--device", "cpu")
+        assert code == ExitCode.DATA and words in err and out == "", err
+
+
 def test_resolution_not_divisible_by_patch_is_a_usage_error(capsys, trained):
     code, _, err = mltk(capsys, "pixart", "generate", "a red circle", "-c", str(trained / "run"),
                         "--height", "30")  # fmt: skip
