@@ -73,7 +73,6 @@ def _read(path: Path) -> dict[str, Any] | None:
     if not (path / ENTRY_FILE).is_file():
         return None
     try:
-        json.loads((path / ENTRY_FILE).read_text())
         return load_file(str(path / ARRAYS_FILE))
     except Exception:  # a truncated or damaged entry: it is only a cache, so rebuild it
         shutil.rmtree(path, ignore_errors=True)

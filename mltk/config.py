@@ -7,6 +7,7 @@ then the options given on the command line (a CLI value of None means "not given
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import sys
 import types
@@ -61,10 +62,17 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
+def _flag(field: dataclasses.Field) -> str:
+    """The option that sets a field: `metadata={"flag": ...}` where it differs from --field-name."""
+    return field.metadata.get("flag") or "--" + field.name.replace("_", "-")
+
+
 def apply(cfg: T, values: dict[str, Any], *, source: str) -> T:
-    """A copy of dataclass `cfg` with `values` applied; unknown keys and wrong types are UsageError."""
+    """A copy of dataclass `cfg` with `values` applied; unknown keys, wrong types and non-finite
+    floats (nan, inf) are UsageError."""
     hints = typing.get_type_hints(type(cfg))
-    names = [f.name for f in dataclasses.fields(cfg)]
+    fields = {f.name: f for f in dataclasses.fields(cfg)}
+    names = list(fields)
     changes = {}
     for key, value in values.items():
         if key not in names:
@@ -74,7 +82,11 @@ def apply(cfg: T, values: dict[str, Any], *, source: str) -> T:
             raise UsageError(
                 f"{source}: {key} = {value!r} has the wrong type; expected {_type_name(tp)}"
             )
-        changes[key] = _coerce(value, tp)
+        value = _coerce(value, tp)
+        if isinstance(value, float) and not math.isfinite(value):
+            where = _flag(fields[key]) if source == "command line" else f"{source}: {key} ="
+            raise UsageError(f"{where} {value} must be a finite number")
+        changes[key] = value
     return dataclasses.replace(cfg, **changes)
 
 

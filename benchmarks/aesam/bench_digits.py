@@ -78,7 +78,8 @@ def main(argv: list[str] | None = None) -> dict:
         result = json.loads(args.out.read_text())
         args.epochs, args.seeds = result["config"]["epochs"], result["seeds"]
         print(markdown(result["summary"], result["goals"], args))
-        print("\n" + paired_markdown(result["runs"], result.get("test_images")))
+        test_images = result.get("test_images") or len(load_data("digits").y_test)
+        print("\n" + paired_markdown(result["runs"], test_images))
         return result
     torch.set_num_threads(1)
     settings = chosen_settings(args.tune)
@@ -171,11 +172,10 @@ PAIRS = (
 )
 
 
-def paired_markdown(raw: dict[str, dict[str, list[dict]]], test_images: int | None) -> str:
+def paired_markdown(raw: dict[str, dict[str, list[dict]]], n_img: int) -> str:
     """Differences in test accuracy between two rows on the same seed (same noise draw, same
     batches, same test images): their mean, its standard error, and the per-seed differences
     in test images."""
-    n_img = test_images or 450  # digits: 25% of 1,797 images
     lines = [
         f"Paired differences on the same seed, in points of test accuracy ({n_img} test images; "
         "one image is "

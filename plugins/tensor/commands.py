@@ -26,13 +26,6 @@ DENSE_LIMIT = 1 << 27  # entries: the largest tensor written densely (1 GiB in f
 
 
 def validate(cfg: TensorConfig) -> None:
-    import dataclasses
-
-    for f in dataclasses.fields(cfg):
-        value = getattr(cfg, f.name)
-        if isinstance(value, float) and not math.isfinite(value):
-            flag = "--lambda" if f.name == "lam" else "--" + f.name.replace("_", "-")
-            raise UsageError(f"{flag} {value} must be a finite number")
     if cfg.penalty not in penalties.PENALTIES:
         raise UsageError(
             f"--penalty {cfg.penalty!r} is not one of {', '.join(penalties.PENALTIES)}"

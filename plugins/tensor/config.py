@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 
 @dataclass
@@ -19,7 +19,8 @@ class TensorConfig:
     test_fraction: float = 0.1  # held out of the observed entries when the truth is unknown
     # model
     penalty: str = "lsp"  # nuclear | capped-l1 | lsp | tnn | scad | mcp
-    lam: float = 0.0  # per-mode weight lambda_d in the objective; 0 = choose on validation
+    # per-mode weight lambda_d in the objective; 0 = choose on validation
+    lam: float = field(default=0.0, metadata={"flag": "--lambda"})
     theta: float = 0.0  # penalty shape parameter; 0 = the default rule (see continuation.theta_for)
     max_rank: int = 100  # cap on the rank kept per mode (also capped by the mode's size)
     # solver
