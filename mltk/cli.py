@@ -5,16 +5,16 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import traceback
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
 from mltk import __version__
 from mltk.errors import ExitCode, MltkError
-from mltk.options import Json
 from mltk.output import Output, Table
 from mltk.plugins import Registry, discover
 
@@ -24,7 +24,11 @@ HELP = (
     "`mltk plugins` lists what is installed."
 )
 
+Json = Annotated[bool, typer.Option("--json", help="Print exactly one JSON object on stdout.")]
 _registry: Registry | None = None
+_FILE_ERRORS = (
+    errno.ENAMETOOLONG, errno.ENOENT, errno.EISDIR, errno.ENOTDIR, errno.EACCES, errno.EPERM,
+)  # fmt: skip
 
 
 def _human_size(n: int) -> str:
@@ -207,17 +211,35 @@ def cache_clear(
     )
 
 
+def _version_callback(value: bool) -> None:
+    if value:
+        print(f"mltk {__version__}")
+        raise typer.Exit()
+
+
+def _root(
+    version: Optional[bool] = typer.Option(
+        None, "--version", callback=_version_callback, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """mltk: ten recent machine-learning research methods behind one command line."""
+
+
 def build_app(extra_plugins: dict[str, Any] | None = None) -> typer.Typer:
     """The root app with every discovered plugin added as `mltk <name> ...`."""
+    from mltk.verbs import Plugin
+
     global _registry
     _registry = discover(extra_plugins)
     app = typer.Typer(
         name="mltk",
         help=HELP,
         no_args_is_help=True,
-        add_completion=False,
+        add_completion=True,
         pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
     )
+    app.callback()(_root)
     app.command("plugins")(cmd_plugins)
     app.command("datasets")(cmd_datasets)
     app.command("doctor")(cmd_doctor)
@@ -225,7 +247,8 @@ def build_app(extra_plugins: dict[str, Any] | None = None) -> typer.Typer:
     app.add_typer(cache_app, name="cache")
     for name in sorted(_registry.commands):
         cmd = _registry.commands[name]
-        app.add_typer(cmd.app, name=name, help=cmd.summary or None, rich_help_panel="Methods")
+        group = cmd.app.typer_app() if isinstance(cmd.app, Plugin) else cmd.app
+        app.add_typer(group, name=name, help=cmd.summary or None, rich_help_panel="Methods")
     return app
 
 
@@ -276,6 +299,18 @@ def run(argv: list[str] | None = None, extra_plugins: dict[str, Any] | None = No
             return _error("aborted", ExitCode.INTERRUPTED)
         if isinstance(exc, BrokenPipeError):
             return ExitCode.RUNTIME
+        if isinstance(exc, OSError) and exc.errno in _FILE_ERRORS:
+            # a file a plugin was pointed at: one sentence, not a raw OSError
+            if debug:
+                traceback.print_exc()
+            what = f"{exc.filename}: " if exc.filename else ""
+            code = ExitCode.USAGE if exc.errno == errno.ENAMETOOLONG else ExitCode.DATA
+            reason = "the name is too long" if exc.errno == errno.ENAMETOOLONG else exc.strerror
+            return _error(f"{what[:200]}{reason}", code)
+        if isinstance(exc, UnicodeDecodeError):
+            if debug:
+                traceback.print_exc()
+            return _error("an input file is not UTF-8 text (is it a binary file?)", ExitCode.DATA)
         if debug:
             traceback.print_exc()
         first = (str(exc).strip().splitlines() or [""])[0]

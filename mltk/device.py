@@ -13,7 +13,7 @@ from typing import Any
 from mltk.errors import DeviceError, UsageError
 
 _DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "fp64", "bf16", "fp16")
 
 
 def available_devices() -> list[str]:
@@ -73,7 +73,10 @@ def resolve_precision(spec: str, device) -> Any:
         return torch.float32
     if spec == "fp16" and device.type == "cpu":
         raise UsageError("--precision fp16 is not supported on the CPU; use fp32 or bf16")
-    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[spec]
+    if spec == "fp64" and device.type == "mps":
+        raise UsageError("--precision fp64 is not supported on mps; use fp32")
+    table = {"fp32": torch.float32, "fp64": torch.float64, "bf16": torch.bfloat16}
+    return table.get(spec, torch.float16)
 
 
 @dataclass

@@ -14,7 +14,8 @@ hookimpl = pluggy.HookimplMarker("mltk")
 
 @hookspec
 def mltk_register_commands(register):
-    """Register Typer apps: `register(name, typer_app, summary="...")` adds `mltk <name> ...`."""
+    """Register commands: `register(name, plugin, summary="...")` adds `mltk <name> ...`, where
+    `plugin` is an `mltk.verbs.Plugin` (or a plain Typer app)."""
 
 
 @hookspec

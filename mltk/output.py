@@ -48,11 +48,119 @@ def _jsonable(value: Any) -> Any:
 
 
 def _fmt(value: Any) -> str:
+    """One value for people: integers whole, floats to 4 significant digits, no `None`."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+        value = value.item()
     if isinstance(value, float):
-        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5):
-            return f"{value:.3e}"
-        return f"{value:.4f}"
+        if not math.isfinite(value):
+            return str(value)
+        if value.is_integer() and abs(value) < 1e15:
+            return str(int(value))
+        if 1e4 <= abs(value) < 1e15:
+            return str(round(value))
+        return f"{value:.4g}"
+    if isinstance(value, dict):  # {"label": "2", "probability": 0.98} -> "2: 0.98"
+        return ": ".join(_fmt(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_fmt(v) for v in value)
     return str(value)
+
+
+jsonable = _jsonable
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    items = []
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and not _is_columns(value):
+            items += _flatten(value, name + ".")
+        else:
+            items.append((name, value))
+    return items
+
+
+def _is_records(value: Any) -> bool:
+    return (
+        isinstance(value, (list, tuple)) and bool(value) and all(isinstance(v, dict) for v in value)
+    )
+
+
+def _is_columns(value: Any) -> bool:
+    """A dict of equal-length lists (a forecast per channel, say): printed as a table."""
+    if not isinstance(value, dict) or not value:
+        return False
+    lengths = {len(v) if isinstance(v, (list, tuple)) else -1 for v in value.values()}
+    return len(lengths) == 1 and lengths.pop() > 1
+
+
+def render(data: dict[str, Any], width: int | None = None) -> str:
+    """A result for people: scalars as a key/value list, rows as tables, nothing cut short.
+
+    A value too long for its line goes whole on the next one; table cells wrap (fold) instead of
+    being cut with an ellipsis.
+    """
+    import io
+
+    from rich.console import Console
+
+    buf = io.StringIO()
+    console = Console(file=buf, width=width or _width(), no_color=True, highlight=False,
+                      soft_wrap=False)  # fmt: skip
+    pairs: list[tuple[str, str]] = []
+
+    def flush() -> None:
+        if not pairs:
+            return
+        keys = min(max(len(k) for k, _ in pairs), 28)
+        for k, v in pairs:
+            if len(k) <= keys and keys + 2 + len(v) <= console.width and "\n" not in v:
+                buf.write(f"{k.ljust(keys)}  {v}\n")
+            else:
+                buf.write(f"{k}:\n")
+                for line in v.splitlines() or [""]:
+                    buf.write(f"  {line}\n")
+        pairs.clear()
+
+    for key, value in _flatten(data):
+        if _is_records(value) or _is_columns(value):
+            flush()
+            rows = (
+                value if _is_records(value) else [dict(zip(value, r)) for r in zip(*value.values())]
+            )
+            columns = list(dict.fromkeys(k for r in rows for k in r))
+            console.print(_rich_table(key, columns, [[r.get(c) for c in columns] for r in rows]))
+        else:
+            pairs.append((key, _fmt(value)))
+    flush()
+    return buf.getvalue()
+
+
+def _width() -> int:
+    import os
+    import shutil
+
+    if os.environ.get("COLUMNS", "").isdigit():
+        return int(os.environ["COLUMNS"])
+    if sys.stdout.isatty():
+        return shutil.get_terminal_size().columns
+    return 80
+
+
+def _rich_table(title: str, columns: Sequence[Any], rows: list[Sequence[Any]]):
+    from rich import box
+    from rich.table import Table as RichTable
+
+    table = RichTable(title=title, box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False)
+    for col in columns:
+        table.add_column(str(col), overflow="fold")
+    for row in rows:
+        table.add_row(*(_fmt(v) for v in row))
+    return table
 
 
 class _NullBar:
@@ -80,7 +188,8 @@ class Output:
         self._result_written = False
 
     def log(self, message: str) -> None:
-        if self.is_main and not self.quiet and not self.json:
+        """A line on stderr (also with --json: a heartbeat for long CI jobs), unless --quiet."""
+        if self.is_main and not self.quiet:
             print(message, file=sys.stderr, flush=True)
 
     def warn(self, message: str) -> None:
@@ -117,21 +226,12 @@ class Output:
             sys.stdout.write(text.rstrip("\n") + "\n")
         if all_tables:
             from rich.console import Console
-            from rich.table import Table as RichTable
 
-            # A pipe or file gets wide, unwrapped lines; a terminal gets its own width.
-            width = None if sys.stdout.isatty() else 200
-            console = Console(file=sys.stdout, width=width)
+            console = Console(file=sys.stdout, width=_width(), highlight=False)
             for t in all_tables:
-                rt = RichTable(title=t.title)
-                for col in t.columns:
-                    rt.add_column(str(col))
-                for row in t.rows:
-                    rt.add_row(*(_fmt(v) for v in row))
-                console.print(rt)
+                console.print(_rich_table(t.title, t.columns, t.rows))
         if not text and not all_tables and data:
-            for key, value in data.items():
-                sys.stdout.write(f"{key}: {_fmt(value)}\n")
+            sys.stdout.write(render(data))
         sys.stdout.flush()
 
     @contextmanager

@@ -174,7 +174,8 @@ def _collect(
     datasets: list[Dataset] = []
 
     def register_command(name: str, app: Any, summary: str = "") -> None:
-        commands.append(Command(name, app, summary, info.name))
+        # `app` is an mltk.verbs.Plugin (verbs declared once) or a plain Typer app
+        commands.append(Command(name, app, summary or getattr(app, "summary", ""), info.name))
 
     def register_dataset(
         name: str, loader: str, description: str = "", embedded: bool = True

@@ -23,7 +23,7 @@ METRICS_FILE = "metrics.jsonl"
 CHECKPOINT_DIR = "checkpoint"
 
 
-def _check_writable(path: Path) -> None:
+def _check_writable(path: Path, option: str = "--out") -> None:
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / f".mltk-write-test-{uuid.uuid4().hex[:6]}"
@@ -31,7 +31,7 @@ def _check_writable(path: Path) -> None:
         probe.unlink()
     except OSError as exc:
         reason = exc.strerror or str(exc)
-        raise UsageError(f"--out {path} is not writable ({reason})") from exc
+        raise UsageError(f"{option} {path} is not writable ({reason})") from exc
 
 
 def _clear_previous_run(path: Path) -> None:
@@ -64,18 +64,22 @@ class RunDir:
         *,
         out: str | os.PathLike | None = None,
         resume: str | os.PathLike | None = None,
+        label: str = "",
     ) -> RunDir:
-        """A new run folder (or the one given by --resume, which must hold a checkpoint)."""
+        """A new run folder (or the one given by --resume, which must hold a checkpoint).
+
+        `label` names an output folder (`runs/<plugin>/<timestamp>-<label>`) rather than a run.
+        """
         if resume is not None:
             run = cls.open(resume, plugin=plugin)
             run.writable = env_dist().is_main
             if run.writable:
-                _check_writable(run.path)
+                _check_writable(run.path, "--resume")
             return run
         if out is not None:
             path = Path(out)
         else:
-            stamp = time.strftime("%Y%m%d-%H%M%S")
+            stamp = time.strftime("%Y%m%d-%H%M%S") + (f"-{label}" if label else "")
             path = Path("runs") / plugin / stamp
             if path.exists():
                 path = path.with_name(f"{stamp}-{uuid.uuid4().hex[:4]}")
@@ -83,14 +87,28 @@ class RunDir:
         if run.writable:
             _check_writable(path)
             if (path / CONFIG_FILE).is_file():
-                _clear_previous_run(path)
+                if label:
+                    print(
+                        f"warning: --out {path} held earlier results; files of the same names "
+                        "are replaced",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                else:
+                    _clear_previous_run(path)
         return run
 
     @classmethod
     def open(cls, path: str | os.PathLike, *, plugin: str, need_checkpoint: bool = True) -> RunDir:
         path = Path(path)
-        if not path.is_dir():
+        try:
+            found, is_dir = path.exists(), path.is_dir()
+        except OSError as exc:
+            raise UsageError(f"run folder {str(path)[:80]}... is not a usable path") from exc
+        if not found:
             raise DataError(f"run folder {path} does not exist")
+        if not is_dir:
+            raise DataError(f"{path} is a file, not a run folder")
         if not (path / CONFIG_FILE).is_file():
             raise DataError(f"{path} is not an mltk run folder (no {CONFIG_FILE})")
         run = cls(path, plugin, writable=False)
@@ -114,6 +132,55 @@ class RunDir:
         if self.writable:
             payload = {"plugin": self.plugin, **config}
             atomic.write_text(self.path / CONFIG_FILE, json.dumps(payload, indent=2, default=str))
+
+    def update_config(self, config: Any = None, **extras: Any) -> None:
+        """Replace the recorded config (a dataclass) and merge `extras` into config.json."""
+        if not self.writable:
+            return
+        from mltk.config import to_dict
+
+        data = self.read_config() if (self.path / CONFIG_FILE).is_file() else {}
+        data.pop("plugin", None)
+        if config is not None:
+            data["config"] = to_dict(config)
+        data.update(extras)
+        self.write_config(data)
+
+    def saved_config(self, cls: type) -> Any:
+        """The config this run was trained with, as an instance of `cls` (checked again)."""
+        from mltk.config import from_dict
+
+        data = self.read_config()
+        if not isinstance(data.get("config"), dict):
+            raise DataError(f"{self.path / CONFIG_FILE} holds no configuration")
+        known = {f for f in getattr(cls, "__dataclass_fields__", {})}
+        values = {k: v for k, v in data["config"].items() if k in known}
+        return from_dict(cls, values, source=str(self.path / CONFIG_FILE))
+
+    def load(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(tensors, meta) of the checkpoint; DataError when it is missing or damaged."""
+        from mltk.checkpoint import load_checkpoint
+
+        return load_checkpoint(self.checkpoint_dir)
+
+    def save_state(self, **state: Any) -> None:
+        """Model, optimizer, scheduler, RNG and extras, atomically (rank 0 only): see
+        mltk.checkpoint.save_training_state for the arguments."""
+        if self.writable:
+            from mltk.checkpoint import save_training_state
+
+            save_training_state(self.checkpoint_dir, **state)
+
+    def restore_state(self, *, log=None, **objects: Any) -> dict[str, Any]:
+        """Load what `save_state` wrote into `objects` (model=, optimizer=, scheduler=), drop
+        the metrics logged after that checkpoint, and return its meta (with "step")."""
+        from mltk.checkpoint import load_training_state
+
+        meta = load_training_state(self.checkpoint_dir, **objects)
+        self.truncate_metrics(int(meta["step"]))
+        if log is not None:
+            log(f"resumed from step {meta['step']} of {self.path}")
+        return meta
 
     def read_config(self) -> dict[str, Any]:
         try:

@@ -1,9 +1,15 @@
-"""One call that sets up what every command needs: device, precision, seeds, threads, DDP, output."""
+"""What a verb's body is handed besides its config: device, precision, DDP, output, run folders.
+
+`setup` resolves the shared options once (device, precision, seed, threads, DDP); the lifecycle
+(mltk.lifecycle) then binds the verb's run folders to the Runtime: `rt.run` (created on first
+use, or reopened by --resume), `rt.source` (the RUN a verb reads) and `rt.output` (a new folder
+for what predict-like verbs write).
+"""
 
 from __future__ import annotations
 
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from mltk.device import Dist
@@ -17,14 +23,58 @@ class Runtime:
     dist: Dist
     out: Output
     seed: int
+    config: Any = None  # the verb's resolved config (what config.json records)
+    resumed: bool = False  # rt.run was reopened by --resume: restore its state
+    sources: list = field(default_factory=list)  # the opened RUN folders, in order
+    given: set = field(default_factory=set)  # config fields set on the command line or in --config
+    _make_run: Any = None
+    _make_output: Any = None
+    _run: Any = None
+    _output: Any = None
 
     def autocast(self):
-        """Mixed precision for bf16/fp16; nothing for fp32."""
+        """Mixed precision for bf16/fp16; nothing for fp32 (and fp64)."""
         import torch
 
-        if self.dtype == torch.float32:
+        if self.dtype in (torch.float32, torch.float64):
             return nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+
+    @property
+    def run(self):
+        """This verb's run folder (mltk.runs.RunDir), created with its config.json on first use."""
+        if self._run is None:
+            if self._make_run is None:
+                raise RuntimeError("this verb does not write a run folder")
+            self._run = self._make_run()
+        return self._run
+
+    @property
+    def has_run(self) -> bool:
+        return self._run is not None
+
+    @property
+    def source(self):
+        """The run folder (or model folder) given as RUN."""
+        if not self.sources:
+            raise RuntimeError("this verb was given no RUN")
+        return self.sources[0]
+
+    @property
+    def output(self):
+        """A new folder for the files this verb writes, with its own config.json."""
+        if self._output is None:
+            if self._make_output is None:
+                raise RuntimeError("this verb does not write an output folder")
+            self._output = self._make_output()
+        return self._output
+
+    def record(self, config: Any = None, **extras: Any) -> None:
+        """Rewrite the run's config.json with `config` (values resolved by the body, such as a
+        lookback chosen on validation) and `extras` (data fingerprints, scalers, ...)."""
+        if config is not None:
+            self.config = config
+        self.run.update_config(config, **extras)
 
 
 def setup(
@@ -37,6 +87,7 @@ def setup(
     json: bool = False,
     quiet: bool = False,
     distributed: bool = False,
+    auto_precision: str | None = None,
 ) -> Runtime:
     """Resolve the shared options. With `distributed`, join a torchrun process group if launched."""
     import torch
@@ -48,11 +99,15 @@ def setup(
     if not 0 <= seed < 2**63:
         raise UsageError(f"--seed {seed} must be a non-negative integer below 2**63")
     if threads is not None:
-        if threads < 1:
-            raise UsageError(f"--threads {threads} must be at least 1")
+        if not 1 <= threads <= 4096:
+            raise UsageError(f"--threads {threads} must be between 1 and 4096")
         torch.set_num_threads(threads)
+    if quiet:
+        quiet_third_party()
     dist = env_dist()
     dev = resolve_device(device, local_rank=dist.local_rank if dist.enabled else None)
+    if precision == "auto" and auto_precision is not None:
+        precision = auto_precision
     dtype = resolve_precision(precision, dev)
     if distributed:
         dist = init_distributed(dev)
@@ -62,3 +117,22 @@ def setup(
     seed_everything(seed, deterministic=deterministic)
     out = Output(json=json, quiet=quiet, is_main=dist.is_main)
     return Runtime(device=dev, dtype=dtype, dist=dist, out=out, seed=seed)
+
+
+def quiet_third_party() -> None:
+    """--quiet also silences the progress bars and notices of tokenizers, transformers,
+    diffusers and the hub (they read these variables when they are imported, inside bodies)."""
+    import os
+
+    for key, value in (
+        ("TQDM_DISABLE", "1"),
+        ("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
+        ("TRANSFORMERS_VERBOSITY", "error"),
+        ("DIFFUSERS_VERBOSITY", "error"),
+        ("TOKENIZERS_PARALLELISM", "false"),
+    ):
+        os.environ.setdefault(key, value)
+    import sys
+
+    if "diffusers" in sys.modules:  # already imported in this process: switch it off directly
+        sys.modules["diffusers"].utils.logging.disable_progress_bar()

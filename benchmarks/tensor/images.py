@@ -131,7 +131,7 @@ def run_method(
     import torch
 
     torch.set_num_threads(1)
-    from mltk_plugins.tensor import commands as c
+    from mltk_plugins.tensor import solve as c
     from mltk_plugins.tensor.config import TensorConfig
     from mltk_plugins.tensor.data import make_problem
 

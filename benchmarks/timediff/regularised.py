@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from mltk_plugins.timediff import commands, data, metrics, training
+from mltk_plugins.timediff import data, metrics, training
 from mltk_plugins.timediff.config import preset
 from run_benchmark import BUDGET
 
@@ -36,7 +36,7 @@ def run(name: str) -> list[dict]:
     prepared = data.prepare(data.load_embedded(name))
     cfg = dataclasses.replace(preset("small"), **BUDGET, lookback=LOOKBACK[name])
     x, y = prepared.windows("test", cfg.lookback, cfg.horizon)
-    ar = commands.ar_predictor(prepared, cfg)(x)
+    ar = training.ar_predictor(prepared, cfg)(x)
     out = []
     for label, change in VARIANTS.items():
         c = dataclasses.replace(cfg, **change)

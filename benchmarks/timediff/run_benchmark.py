@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from mltk_plugins.timediff import commands, data, metrics, training
+from mltk_plugins.timediff import data, evaluation, metrics, training
 from mltk_plugins.timediff.config import preset
 
 HERE = Path(__file__).resolve().parent
@@ -47,7 +47,7 @@ def run_dataset(
 ) -> dict:
     prepared = data.prepare(data.load_embedded(name))
     cfg0 = dataclasses.replace(preset("small"), lookback=0, **budget)
-    cfg = commands.choose_lookback(prepared, cfg0, print)
+    cfg = training.choose_lookback(prepared, cfg0, print)
     x, y = prepared.windows("test", cfg.lookback, cfg.horizon)
     rows = []
 
@@ -75,7 +75,7 @@ def run_dataset(
 
     t0 = time.perf_counter()
     base_rows = []
-    for r in commands.baseline_rows(prepared, cfg, x, y, dlinear_seeds=dlinear_seeds, log=print):
+    for r in evaluation.baseline_rows(prepared, cfg, x, y, dlinear_seeds=dlinear_seeds, log=print):
         base_rows.append({**r, "runs": dlinear_seeds if r["model"] == "DLinear" else 1})
         print(json.dumps(base_rows[-1]), flush=True)
     baseline_s = time.perf_counter() - t0

@@ -54,7 +54,7 @@ def main() -> None:
             prepared,
             base.horizon,
             base.lookback_candidates,
-            lambda lb, base=base, prepared=prepared: _ar_predict(
+            lambda lb, base=base, prepared=prepared: training.ar_predictor(
                 prepared, dataclasses.replace(base, lookback=lb)
             ),
         )
@@ -80,30 +80,13 @@ def main() -> None:
                 row[f"{split}_mse_median"] = metrics.mse(np.median(s, 0), y)
                 row[f"{split}_mae"] = metrics.mae(s.mean(0), y)
                 row[f"{split}_crps"] = metrics.crps_samples(s, y)
-                row[f"{split}_ar_mse"] = metrics.mse(_ar_predict(prepared, cfg)(x), y)
+                row[f"{split}_ar_mse"] = metrics.mse(training.ar_predictor(prepared, cfg)(x), y)
             row["train_s"], row["total_s"] = t1 - t0, time.perf_counter() - t0
             line = json.dumps(row)
             print(line, flush=True)
             if args.out:
                 with open(args.out, "a") as fh:
                     fh.write(line + "\n")
-
-
-def _ar_predict(prepared, cfg):
-    weight, bias = training.fit_ar(prepared, cfg)
-
-    def predict(x):
-        xn, _ = training.normalise_windows(x, None, cfg.instance_norm)
-        out = baselines.apply_linear_map(xn, weight, bias)
-        if cfg.instance_norm == "none":
-            return out
-        mean = x.mean(axis=1, keepdims=True)
-        std = (
-            np.sqrt(x.var(axis=1, keepdims=True) + 1e-5) if cfg.instance_norm == "meanstd" else 1.0
-        )
-        return out * std + mean
-
-    return predict
 
 
 if __name__ == "__main__":

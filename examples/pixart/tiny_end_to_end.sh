@@ -18,10 +18,10 @@ mltk pixart train --preset tiny --steps "$steps" --dataset-size 64 --batch-size 
 [ "$(field "$work/train.json" schema_version)" = "1" ]
 echo "trained $(field "$work/train.json" steps) steps, loss $(field "$work/train.json" final_loss)"
 
-# 2. Generate from the run (seeds 0 and 1), then from the shipped tiny model (no checkpoint given).
-mltk pixart generate "a red circle above a blue square" -c "$work/run" --num-images 2 --steps 5 \
+# 2. Generate from the run (seeds 0 and 1), then from the tiny model shipped with mltk.
+mltk pixart generate "$work/run" "a red circle above a blue square" --num-images 2 --steps 5 \
   --out "$work/images" --device cpu --json > "$work/generate.json"
-mltk pixart generate "a red circle above a blue square" --steps 10 --out "$work/shipped" \
+mltk pixart generate tiny "a red circle above a blue square" --steps 10 --out "$work/shipped" \
   --device cpu --json > "$work/shipped.json"
 echo "images: $(field "$work/generate.json" grid), $(field "$work/shipped.json" grid)"
 
@@ -32,7 +32,7 @@ echo "colour accuracy $(field "$work/eval.json" acc_colour)"
 # 4. Bad input fails with a distinct exit code (5: data missing or invalid).
 : > "$work/empty.txt"
 set +e
-mltk pixart generate --prompts-file "$work/empty.txt" -c "$work/run" --device cpu 2> "$work/error.txt"
+mltk pixart generate "$work/run" --prompts-file "$work/empty.txt" --device cpu 2> "$work/error.txt"
 code=$?
 set -e
 [ "$code" -eq 5 ] || { echo "expected exit code 5, got $code" >&2; exit 1; }

@@ -18,7 +18,7 @@ mkdir -p "$WORK"
 $MLTK timediff train --preset tiny --seed 0 --device cpu --out "$WORK/run" --json > "$WORK/train.json"
 
 # 2. Test-split MSE/MAE/CRPS of TimeDiff and of the baselines on the same windows.
-$MLTK timediff eval --run "$WORK/run" --dlinear-seeds 1 --device cpu --json > "$WORK/eval.json"
+$MLTK timediff eval "$WORK/run" --dlinear-seeds 1 --device cpu --json > "$WORK/eval.json"
 "$PY" - "$WORK/eval.json" <<'PY'
 import json, sys
 res = json.load(open(sys.argv[1]))
@@ -29,7 +29,7 @@ assert rows["TimeDiff"]["mse"] < rows["seasonal naive"]["mse"], "TimeDiff should
 PY
 
 # 3. Forecast the next 24 hours after the end of the file: CSV with quantiles, and a plot.
-$MLTK timediff forecast --run "$WORK/run" --quantiles 0.1,0.5,0.9 --device cpu --out "$WORK/forecast" \
+$MLTK timediff forecast "$WORK/run" --quantiles 0.1,0.5,0.9 --device cpu --out "$WORK/forecast" \
     --json > "$WORK/forecast.json"
 "$PY" -c 'import json,sys; f=json.load(open(sys.argv[1])); print("forecast from", f["first_date"], "OT:", [round(v, 2) for v in f["forecast"]["OT"][:6]], "...")' "$WORK/forecast.json"
 head -n 3 "$WORK/forecast/forecast.csv" | cut -c1-100 >&2
@@ -40,7 +40,7 @@ $MLTK timediff train --preset tiny --target NOPE --out "$WORK/bad" --json > /dev
 [ "$code" -eq 2 ] || { echo "expected exit 2 for an unknown --target, got $code" >&2; exit 1; }
 $MLTK timediff train --preset tiny --horizon 5000 --out "$WORK/bad" --json > /dev/null 2>&1; code=$?
 [ "$code" -eq 5 ] || { echo "expected exit 5 for a horizon longer than the data, got $code" >&2; exit 1; }
-$MLTK timediff eval --run "$WORK/no-such-run" --json > /dev/null 2>&1; code=$?
+$MLTK timediff eval "$WORK/no-such-run" --json > /dev/null 2>&1; code=$?
 [ "$code" -eq 5 ] || { echo "expected exit 5 for a missing run folder, got $code" >&2; exit 1; }
 set -e
 echo "ok: train, eval, forecast and the error exit codes behave" >&2

@@ -3,31 +3,25 @@
 from __future__ import annotations
 
 import statistics
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+from mltk_plugins.aesam.config import AESAMConfig, CompareConfig, PredictConfig
 from mltk_plugins.aesam.data import Dataset, load_data, load_inputs, normalise
 from mltk_plugins.aesam.training import (
-    AESAMConfig,
     EpochRecord,
     TrainState,
     build_training,
     evaluate,
-    get_preset,
     predict_proba,
     quick_run,
     steps_in_epoch,
     train,
 )
 
-from mltk.checkpoint import load_training_state, save_training_state
-from mltk.config import build_config, config_from_dict, config_to_dict
+from mltk.checkpoint import load_training_state
+from mltk.config import to_dict
 from mltk.errors import DataError, UsageError
-from mltk.output import Table
-from mltk.runs import RunDir
-
-PLUGIN = "aesam"
 
 
 def _data_for(cfg: AESAMConfig, seed: int) -> Dataset:
@@ -56,48 +50,24 @@ def _summary(cfg: AESAMConfig, rec: EpochRecord) -> dict[str, Any]:
     }
 
 
-def run_train(rt, *, preset: str, config_file, overrides: dict, out, resume) -> None:
+def run_train(cfg: AESAMConfig, rt) -> dict[str, Any]:
     import torch
 
     if rt.dtype == torch.float16:
         # fp16 needs loss scaling, and a scaled gradient would distort ||g||^2 and the switch.
         raise UsageError("--precision fp16 is not supported by aesam train; use bf16 or fp32")
-    run = None
-    if resume is not None:
-        run = RunDir.create(PLUGIN, resume=resume)
-        saved = run.read_config()
-        cfg = config_from_dict(
-            AESAMConfig, saved.get("config", {}), source=f"{run.path}/config.json"
-        )
-        seed = int(saved.get("seed", rt.seed))
-        given = sorted(k for k, v in overrides.items() if v is not None)
-        if given:
-            rt.out.warn(f"--resume continues the saved configuration; ignoring {', '.join(given)}")
-    else:
-        cfg = build_config(
-            AESAMConfig, preset=get_preset(preset), file=config_file, overrides=overrides
-        )
-        seed = rt.seed
-    cfg.validate()
+    seed = rt.seed
     data = _data_for(cfg, seed)
-    if run is None:  # only now: a bad option or unreadable data leaves no empty folder behind
-        run = RunDir.create(PLUGIN, out=out)
+    run = rt.run  # only now: a bad option or unreadable data leaves no empty folder behind
     dist = rt.dist
     state = build_training(cfg, data, rt.device, seed, world_size=dist.world_size)
-    if resume is not None:
-        meta = load_training_state(
-            run.checkpoint_dir,
-            model=state.model,
-            optimizer=state.optimizer,
-            scheduler=state.scheduler,
-        )
+    if rt.resumed:
+        objects = dict(model=state.model, optimizer=state.optimizer, scheduler=state.scheduler)
+        meta = run.restore_state(**objects)
         state.epoch = int(meta["epoch"])
         state.wall_s = float(meta["wall_s"])
         state.history = [EpochRecord(**r) for r in meta.get("history", [])]
-        run.truncate_metrics(int(meta["step"]))
         rt.out.log(f"resuming {run.path} at epoch {state.epoch}/{cfg.epochs}")
-    else:
-        run.write_config({"config": config_to_dict(cfg), "seed": seed, "preset": preset})
     rt.out.log(
         f"aesam train: {cfg.optimizer} on {cfg.data} (noise {cfg.noise:g}), {cfg.model}, "
         f"{len(data.y_train)} training examples, {cfg.epochs} epochs -> {run.path}"
@@ -109,25 +79,14 @@ def run_train(rt, *, preset: str, config_file, overrides: dict, out, resume) -> 
         "std": data.std.tolist(),
         "input_shape": list(data.input_shape),
         "seed": seed,
-        "config": config_to_dict(cfg),
+        "config": to_dict(cfg),
     }
 
     def save(st: TrainState) -> None:
-        if not dist.is_main:
-            return
-        save_training_state(
-            run.checkpoint_dir,
-            model=st.model,
-            optimizer=st.optimizer,
-            scheduler=st.scheduler,
-            step=st.optimizer.t,
-            meta={
-                **meta_static,
-                "epoch": st.epoch,
-                "wall_s": st.wall_s,
-                "history": [r.as_dict() for r in st.history],
-            },
-        )
+        history = [r.as_dict() for r in st.history]
+        run.save_state(model=st.model, optimizer=st.optimizer, scheduler=st.scheduler,
+                       step=st.optimizer.t, meta={**meta_static, "epoch": st.epoch,
+                                                  "wall_s": st.wall_s, "history": history})  # fmt: skip
 
     steps = steps_in_epoch(len(data.y_train), cfg.batch_size, dist.world_size)
     remaining = steps * (cfg.epochs - state.epoch)
@@ -145,42 +104,27 @@ def run_train(rt, *, preset: str, config_file, overrides: dict, out, resume) -> 
             run.log_metrics(values.pop("step"), **values)
             save(st)
             rt.out.log(
-                f"epoch {rec.epoch:>3}/{cfg.epochs}  loss {rec.train_loss:.4f}  test acc {rec.test_acc:.4f}  "
-                f"SAM fraction {rec.sam_fraction:.3f}  grad evals {rec.grad_evals}"
+                f"epoch {rec.epoch:>3}/{cfg.epochs}  loss {rec.train_loss:.4f}  test acc "
+                f"{rec.test_acc:.4f}  SAM fraction {rec.sam_fraction:.3f}  grad evals "
+                f"{rec.grad_evals}"
             )
 
         if state.epoch < cfg.epochs:
-            train(
-                cfg,
-                data,
-                state,
-                device=rt.device,
-                seed=seed,
-                rank=dist.rank,
-                world_size=dist.world_size,
-                ddp_model=ddp_model,
-                autocast=rt.autocast,
-                on_epoch=on_epoch,
-                on_step=on_step,
-            )
+            train(cfg, data, state, device=rt.device, seed=seed, rank=dist.rank,
+                  world_size=dist.world_size, ddp_model=ddp_model, autocast=rt.autocast,
+                  on_epoch=on_epoch, on_step=on_step)  # fmt: skip
     if not state.history:
         raise DataError(f"{run.path} holds no finished epoch to report")
-    dist.barrier()
-    result = {"run": str(run.path), **_summary(cfg, state.history[-1])}
-    rt.out.result(result, table=Table("aesam train", list(result), [list(result.values())]))
+    return {"run": str(run.path), **_summary(cfg, state.history[-1])}
 
 
-def _load_run(path: Path, device):
+def _load_run(run, device):
     """(config, model with the trained weights, checkpoint meta) of a run folder."""
     from mltk_plugins.aesam.models import build_model
 
-    run = RunDir.open(path, plugin=PLUGIN)
-    saved = run.read_config()
-    cfg = config_from_dict(AESAMConfig, saved.get("config", {}), source=f"{run.path}/config.json")
+    cfg = run.saved_config(AESAMConfig)
     try:
-        from mltk.checkpoint import load_checkpoint
-
-        _, meta = load_checkpoint(run.checkpoint_dir)
+        _, meta = run.load()
         shape = tuple(int(v) for v in meta["input_shape"])
         classes = list(meta["classes"])
     except KeyError as exc:
@@ -193,16 +137,16 @@ def _load_run(path: Path, device):
     return cfg, model, meta
 
 
-def run_eval(rt, runs: list[Path]) -> None:
+def run_eval(rt) -> dict[str, Any]:
     rows = []
-    for path in runs:
-        cfg, model, meta = _load_run(path, rt.device)
+    for run in rt.sources:
+        cfg, model, meta = _load_run(run, rt.device)
         data = _data_for(cfg, int(meta.get("seed", 0)))
         loss, acc = evaluate(model, data.x_test, data.y_test, rt.device)
         last = (meta.get("history") or [{}])[-1]
         rows.append(
             {
-                "run": str(path),
+                "run": str(run.path),
                 "optimizer": cfg.optimizer,
                 "noise": cfg.noise,
                 "epochs": int(meta.get("epoch", 0)),
@@ -220,25 +164,22 @@ def run_eval(rt, runs: list[Path]) -> None:
             r["grad_evals"] / ref["grad_evals"] if ref and ref["grad_evals"] else None
         )
         r["wall_vs_sam"] = r["wall_s"] / ref["wall_s"] if ref and ref["wall_s"] else None
-    columns = list(rows[0])
-    table = Table("aesam eval", columns, [list(r.values()) for r in rows])
     payload: dict[str, Any] = {"runs": rows}
     if len(rows) == 1:
         payload.update({k: v for k, v in rows[0].items()})
-    rt.out.result(payload, table=table)
+    return payload
 
 
-def run_predict(rt, run: Path, input_path: Path, top: int) -> None:
-    if top < 1:
-        raise UsageError(f"--top {top} must be at least 1")
-    cfg, model, meta = _load_run(run, rt.device)
+def run_predict(pcfg: PredictConfig, rt) -> dict[str, Any]:
+    top = pcfg.top
+    cfg, model, meta = _load_run(rt.source, rt.device)
     shape = tuple(int(v) for v in meta["input_shape"])
-    raw, names = load_inputs(input_path, shape)
+    raw, names = load_inputs(pcfg.input, shape)
     x = normalise(raw, np.asarray(meta["mean"], np.float32), np.asarray(meta["std"], np.float32))
     proba = predict_proba(model, x, rt.device)
     classes = list(meta["classes"])
     top = min(top, len(classes))
-    preds, rows = [], []
+    preds = []
     for name, pr in zip(names, proba):
         order = np.argsort(-pr)[:top]
         best = int(order[0])
@@ -251,31 +192,13 @@ def run_predict(rt, run: Path, input_path: Path, top: int) -> None:
                 "top": [{"label": classes[int(j)], "probability": float(pr[j])} for j in order],
             }
         )
-        rows.append([name, classes[best], float(pr[best])])
-    rt.out.result(
-        {"run": str(run), "classes": classes, "predictions": preds},
-        table=Table("aesam predict", ["input", "label", "probability"], rows),
-    )
+    return {"run": str(rt.source.path), "classes": classes, "predictions": preds}
 
 
-def run_compare(
-    rt, *, optimizers: str, seeds: int, preset: str, config_file, overrides: dict
-) -> None:
+def run_compare(base: CompareConfig, rt) -> dict[str, Any]:
     from dataclasses import replace
 
-    from mltk_plugins.aesam.adaptive_switch import OPTIMIZERS
-
-    names = [n.strip() for n in optimizers.split(",") if n.strip()]
-    unknown = [n for n in names if n not in OPTIMIZERS]
-    if not names or unknown:
-        raise UsageError(
-            f"--optimizers {optimizers!r}: use a comma-separated list from {', '.join(OPTIMIZERS)}"
-        )
-    if seeds < 1:
-        raise UsageError(f"--seeds {seeds} must be at least 1")
-    base = build_config(
-        AESAMConfig, preset=get_preset(preset), file=config_file, overrides=overrides
-    ).validate()
+    names, seeds = list(dict.fromkeys(base.optimizers)), base.seeds
     results: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
     with rt.out.progress(len(names) * seeds, "compare") as bar:
         for seed in range(seeds):
@@ -309,9 +232,4 @@ def run_compare(
                 "wall_s": statistics.fmean(r["wall_s"] for r in rs),
             }
         )
-    table = Table(
-        f"aesam compare ({base.data}, noise {base.noise:g}, {seeds} seeds)",
-        list(rows[0]),
-        [list(r.values()) for r in rows],
-    )
-    rt.out.result({"config": config_to_dict(base), "seeds": seeds, "results": rows}, table=table)
+    return {"data": base.data, "noise": base.noise, "seeds": seeds, "results": rows}

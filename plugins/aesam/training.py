@@ -1,142 +1,23 @@
-"""The configuration, the training loop and evaluation shared by the CLI and the benchmark."""
+"""The training loop and evaluation shared by the verbs and the benchmarks."""
 
 from __future__ import annotations
 
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
-from mltk_plugins.aesam.adaptive_switch import OPTIMIZERS, SwitchingSAM, make_optimizer
-from mltk_plugins.aesam.data import SOURCES, Dataset
-from mltk_plugins.aesam.models import MODELS, build_model
+from mltk_plugins.aesam.adaptive_switch import SwitchingSAM, make_optimizer
+from mltk_plugins.aesam.config import PRESETS, AESAMConfig, get_preset  # noqa: F401 (re-exported)
+from mltk_plugins.aesam.data import Dataset
+from mltk_plugins.aesam.models import build_model
 from torch import nn
 from torch.nn import functional as F
 
-from mltk.errors import DivergedError, UsageError
-
-BASES = ("sgd", "adamw")
-SCHEDULES = ("cosine", "constant")
-
-
-@dataclass
-class AESAMConfig:
-    """Everything a run depends on; CLI options map one to one onto these fields."""
-
-    # data
-    data: str = "digits"  # digits | npz | folder | cifar10 | cifar100
-    data_path: str | None = None  # file or folder for every source but digits
-    noise: float = 0.0  # fraction of training labels replaced by another class (symmetric)
-    test_fraction: float = 0.25  # held-out share when the source has no test split
-    image_size: int | None = None  # resize folder images to this square size
-    limit_train: int | None = None  # keep this many training examples (quick runs)
-    augment: bool = False  # random 4-pixel-padded crops and horizontal flips (the CIFAR recipe)
-    # model
-    model: str = "mlp"  # mlp | cnn | resnet18
-    width: int | None = None  # hidden width / channels (None: the model's default)
-    # optimisation
-    optimizer: str = "aesam"  # erm | sam | aesam | aelooksam | looksam | sssam
-    base: str = "sgd"  # the base optimizer: sgd (with momentum) | adamw
-    lr: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    schedule: str = "cosine"  # cosine decay per step, or constant
-    epochs: int = 30
-    batch_size: int = 32
-    # the switch (paper's defaults: rho 0.05, delta 0.9, lambda1 -1, lambda2 1, alpha 0.7)
-    rho: float = 0.05
-    delta: float = 0.9
-    lambda1: float = -1.0  # c_t at the end of training
-    lambda2: float = 1.0  # c_t at the start of training
-    alpha: float = 0.7  # LookSAM reuse strength (looksam, aelooksam)
-    k: int = 5  # LookSAM: a SAM step every k steps
-    p: float = 0.5  # SS-SAM: probability of a SAM step
-
-    def validate(self) -> AESAMConfig:
-        checks = [
-            (self.data in SOURCES, f"--data {self.data!r} is not one of {', '.join(SOURCES)}"),
-            (self.model in MODELS, f"--model {self.model!r} is not one of {', '.join(MODELS)}"),
-            (
-                self.optimizer in OPTIMIZERS,
-                f"--optimizer {self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}",
-            ),
-            (self.base in BASES, f"--base {self.base!r} is not one of {', '.join(BASES)}"),
-            (
-                self.schedule in SCHEDULES,
-                f"--schedule {self.schedule!r} is not one of {', '.join(SCHEDULES)}",
-            ),
-            (0.0 <= self.noise < 1.0, f"--noise {self.noise} must be in [0, 1)"),
-            (self.lr > 0, f"--lr {self.lr} must be positive"),
-            (self.epochs >= 1, f"--epochs {self.epochs} must be at least 1"),
-            (self.batch_size >= 1, f"--batch-size {self.batch_size} must be at least 1"),
-            (self.rho >= 0, f"--rho {self.rho} must be non-negative"),
-            (0.0 <= self.delta < 1.0, f"--delta {self.delta} must be in [0, 1)"),
-            (self.k >= 1, f"--k {self.k} must be at least 1"),
-            (0.0 <= self.p <= 1.0, f"--p {self.p} must be in [0, 1]"),
-            (self.alpha >= 0, f"--alpha {self.alpha} must be non-negative"),
-            (self.weight_decay >= 0, f"--weight-decay {self.weight_decay} must be non-negative"),
-            (0 <= self.momentum < 1, f"--momentum {self.momentum} must be in [0, 1)"),
-            (self.width is None or self.width >= 1, f"--width {self.width} must be at least 1"),
-            (
-                self.image_size is None or self.image_size >= 1,
-                f"--image-size {self.image_size} must be at least 1",
-            ),
-            (
-                self.limit_train is None or self.limit_train >= 1,
-                f"--limit-train {self.limit_train} must be at least 1",
-            ),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise UsageError(message)
-        if self.data != "digits" and not self.data_path:
-            raise UsageError(f"--data {self.data} needs --data-path")
-        if self.data == "digits" and self.data_path:
-            raise UsageError(
-                f"--data-path {self.data_path} is not read by --data digits; "
-                "name its kind with --data npz, folder, cifar10 or cifar100"
-            )
-        return self
-
-
-# Named instances of the config, written down in one place.
-PRESETS: dict[str, AESAMConfig] = {
-    "tiny": AESAMConfig(epochs=3, limit_train=400),  # seconds: smoke tests and the example
-    "small": AESAMConfig(),  # digits, MLP, 30 epochs: about a minute on one CPU core
-    # AE-SAM as benchmarks/aesam/tune_digits.py chose it on a validation split of noisy digits:
-    # a larger radius and the paper's schedule shifted up by one, c_t from 2 to 0 (about 18%
-    # SAM steps instead of ~46%).
-    "digits-noisy": AESAMConfig(rho=1.0, lambda1=0.0, lambda2=2.0),
-    "digits-cnn": AESAMConfig(model="cnn", width=16, epochs=20),
-    # The paper's CIFAR setting: ResNet-18, SGD momentum 0.9, lr 0.1, wd 5e-4, batch 128, 200 epochs.
-    "cifar10": AESAMConfig(
-        data="cifar10",
-        model="resnet18",
-        lr=0.1,
-        weight_decay=5e-4,
-        batch_size=128,
-        epochs=200,
-        rho=0.05,
-    ),
-    "cifar100": AESAMConfig(
-        data="cifar100",
-        model="resnet18",
-        lr=0.1,
-        weight_decay=5e-4,
-        batch_size=128,
-        epochs=200,
-        rho=0.1,
-    ),
-}
-
-
-def get_preset(name: str) -> AESAMConfig:
-    if name not in PRESETS:
-        raise UsageError(f"--preset {name!r} is not a preset; use one of {', '.join(PRESETS)}")
-    return replace(PRESETS[name])
+from mltk.errors import DivergedError
 
 
 @dataclass

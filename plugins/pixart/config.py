@@ -11,52 +11,93 @@ trained as the paper does (eps prediction with learned variance, AdamW lr 2e-5, 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Literal, Optional
+
+from mltk.verbs import option
+
+MODEL, TEXT, TRAIN, SAMPLE = "Model", "Text encoder", "Training", "Sampling"
+SAMPLER = Literal["dpm", "ddim"]
 
 
 @dataclass
 class PixArtConfig:
+    # --- data and the stage of the recipe (Sec. 2.2) ---
+    stage: Literal["pixel", "align", "aesthetic"] = option(
+        "align", "pixel (class-conditional) | align (text, from --init or scratch) | aesthetic."
+    )
+    init: Optional[Path] = option(
+        None, "Run folder to start from (a pixel run for align, an align run for aesthetic) "
+        "or a diffusers PixArt folder to fine-tune.", path="dir",
+    )  # fmt: skip
+    data: Optional[Path] = option(
+        None, "Image folder with .txt captions (default: the embedded procedural world).",
+        path="dir",
+    )  # fmt: skip
     # --- transformer (diffusers PixArtTransformer2DModel) ---
-    image_size: int = 32  # pixels (height = width) the model is trained at
-    patch_size: int = 4  # latent pixels per token side: 64 tokens, 48 values each (< width)
-    num_layers: int = 4
-    num_heads: int = 4
-    head_dim: int = 32  # width = num_heads * head_dim
-    learn_sigma: bool = True  # output 2x channels: epsilon/v and the variance interpolation
-    micro_conditions: bool = False  # resolution / aspect-ratio embedding of the 1024 model
-    num_classes: int = 12  # stage-1 (pixel dependency) class-conditional model
-    # --- autoencoder: identity (pixel space) | tiny-kl | sd (the SD VAE config, 8x) ---
-    autoencoder: str = "identity"
+    image_size: int = option(32, "Pixels (height = width) the model trains at.", min=8,
+                             max=8192, panel=MODEL)  # fmt: skip
+    patch_size: int = option(4, "Latent pixels per token side.", min=1, max=64, panel=MODEL)
+    num_layers: int = option(4, "Transformer blocks.", min=1, max=512, panel=MODEL)
+    num_heads: int = option(4, "Attention heads.", min=1, max=512, panel=MODEL)
+    head_dim: int = option(32, "Width per head (width = heads x head_dim).", min=1, max=4096,
+                           panel=MODEL)  # fmt: skip
+    learn_sigma: bool = option(
+        True, "Output the variance interpolation too (2x channels).", panel=MODEL
+    )
+    micro_conditions: bool = option(
+        False, "Resolution / aspect-ratio embedding of the 1024 model.", panel=MODEL
+    )
+    num_classes: int = option(12, "Classes of the stage-1 class-conditional model.", min=1,
+                              max=1_000_000, panel=MODEL)  # fmt: skip
+    autoencoder: Literal["identity", "tiny-kl", "sd"] = option(
+        "identity", "identity (pixel space) | tiny-kl | sd (the SD VAE config, 8x).", panel=MODEL
+    )
     # --- text encoder (transformers T5EncoderModel) ---
-    text_dim: int = 64
-    text_layers: int = 2
-    text_heads: int = 4
-    text_ff: int = 128
-    max_length: int = 20  # tokens (the paper: 120)
-    text_seed: int = 1234
+    text_dim: int = option(64, "T5 width.", min=1, max=65536, panel=TEXT)
+    text_layers: int = option(2, "T5 layers.", min=1, max=512, panel=TEXT)
+    text_heads: int = option(4, "T5 heads.", min=1, max=512, panel=TEXT)
+    text_ff: int = option(128, "T5 feed-forward width.", min=1, max=262144, panel=TEXT)
+    max_length: int = option(20, "Caption tokens (the paper: 120).", min=1, max=4096, panel=TEXT)
+    text_seed: int = option(1234, "Seed of the embedded world's T5 weights.", min=0, panel=TEXT)
     # --- objective ---
-    prediction: str = "v"  # eps (the paper) | v (our change for toy scale)
-    vlb_weight: float = 1.0  # weight of the VLB term that trains the learned variance
+    prediction: Literal["eps", "v"] = option(
+        "v", "eps (the paper) | v (our change for toy scale).", panel=TRAIN
+    )
+    vlb_weight: float = option(
+        1.0, "Weight of the VLB term that trains the learned variance.", min=0, max=1e6,
+        panel=TRAIN,
+    )  # fmt: skip
     # --- training ---
-    stage: str = "align"  # pixel | align | aesthetic
-    steps: int = 800
-    batch_size: int = 32
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    warmup: int = 100
-    ema_decay: float = 0.999
-    grad_clip: float = 1.0
-    caption_dropout: float = 0.1  # classifier-free guidance: caption replaced by ""
-    caption_mode: str = "dense"  # short | dense | mixed
-    aspect_buckets: bool = False  # image folders: multi-aspect batches instead of square crops
-    gradient_checkpointing: bool = False
-    dataset_size: int = 6000  # images in the procedural world
-    world_seed: int = 0
-    log_every: int = 50
-    save_every: int = 500
-    # --- sampling ---
-    sampler: str = "dpm"  # dpm (DPM-Solver++) | ddim
-    sample_steps: int = 20
-    guidance: float = 4.5
+    steps: int = option(800, "Optimizer steps.", min=1, max=10**9, panel=TRAIN)
+    batch_size: int = option(32, "Global batch size.", min=1, max=1_000_000, panel=TRAIN)
+    lr: float = option(1e-3, "AdamW learning rate.", above=0, panel=TRAIN)
+    weight_decay: float = option(0.0, "AdamW weight decay.", min=0, panel=TRAIN)
+    warmup: int = option(100, "Linear warm-up steps.", min=0, panel=TRAIN)
+    ema_decay: float = option(0.999, "EMA decay of the exported weights.", min=0, below=1,
+                              panel=TRAIN)  # fmt: skip
+    grad_clip: float = option(1.0, "Gradient-norm clipping.", above=0, panel=TRAIN)
+    caption_dropout: float = option(
+        0.1, "Probability of the empty caption (for guidance).", min=0, below=1, panel=TRAIN
+    )
+    caption_mode: Literal["short", "dense", "mixed"] = option(
+        "dense", "Which captions train the model.", panel=TRAIN
+    )
+    aspect_buckets: bool = option(
+        False, "Image folders: batches of one aspect-ratio bucket instead of square crops.",
+        panel=TRAIN,
+    )  # fmt: skip
+    gradient_checkpointing: bool = option(False, "Trade compute for memory.", panel=TRAIN)
+    dataset_size: int = option(6000, "Images in the procedural world.", min=1, max=10**8,
+                               panel=TRAIN)  # fmt: skip
+    world_seed: int = option(0, "Seed of the procedural world.", min=0, panel=TRAIN)
+    log_every: int = option(50, "Log metrics every N steps.", min=1, max=10**9, panel=TRAIN)
+    save_every: int = option(500, "Checkpoint every N steps.", min=1, max=10**9, panel=TRAIN)
+    # --- sampling (what the exported pipeline is configured with) ---
+    sampler: SAMPLER = option("dpm", "dpm (DPM-Solver++) | ddim.", panel=SAMPLE)
+    sample_steps: int = option(20, "Sampler steps.", min=1, max=10_000, panel=SAMPLE)
+    guidance: float = option(4.5, "Classifier-free guidance scale.", min=0, max=1e4,
+                             panel=SAMPLE)  # fmt: skip
 
 
 PRESETS: dict[str, PixArtConfig] = {
@@ -90,12 +131,6 @@ PRESETS: dict[str, PixArtConfig] = {
         save_every=5000,
     ),
 }
-STAGES = ("pixel", "align", "aesthetic")
-CAPTION_MODES = ("short", "dense", "mixed")
-PREDICTIONS = ("eps", "v")
-SAMPLERS = ("dpm", "ddim")
-AUTOENCODERS = ("identity", "tiny-kl", "sd")
-
 # What each stage changes relative to the preset, as in Sec. 2.2: stage 3 fine-tunes on the
 # high-quality subset with a smaller learning rate and no warm-up needed.
 STAGE_OVERRIDES = {"aesthetic": {"lr_scale": 0.2}}
@@ -103,3 +138,68 @@ STAGE_OVERRIDES = {"aesthetic": {"lr_scale": 0.2}}
 
 def preset(name: str, **changes) -> PixArtConfig:
     return replace(PRESETS[name], **changes)
+
+
+def check(cfg: PixArtConfig) -> None:
+    """What the field declarations cannot say alone."""
+    from mltk.errors import UsageError
+
+    width = cfg.num_heads * cfg.head_dim
+    if cfg.micro_conditions and width % 3:
+        raise UsageError(
+            f"micro_conditions embed height, width and aspect ratio in thirds of the model width; "
+            f"num_heads x head_dim = {width} is not divisible by 3"
+        )
+    if cfg.stage == "aesthetic" and cfg.init is None:
+        raise UsageError(
+            "--stage aesthetic fine-tunes a stage-2 model: pass --init RUN_FOLDER of an align run"
+        )
+
+
+RUN_HELP = "A train run folder, a diffusers PixArt folder, or tiny (the shipped model)."
+
+
+@dataclass
+class SamplingConfig:
+    steps: int = option(20, "Sampler steps.", min=1, max=10_000)
+    guidance: float = option(4.5, "Classifier-free guidance scale (1 = none).", min=0, max=1e4)
+    sampler: SAMPLER = option("dpm", "dpm (DPM-Solver++) | ddim.")
+
+
+@dataclass
+class EvalConfig(SamplingConfig):
+    prompts: int = option(64, "Held-out world prompts to generate and score.", min=2,
+                          max=100_000)  # fmt: skip
+    clip: Optional[Path] = option(None, "Local CLIP model folder for a CLIP score.", path="dir")
+    batch_size: int = option(32, "Images per denoising batch.", min=1, max=100_000)
+
+
+@dataclass
+class GenerateConfig(SamplingConfig):
+    prompt: tuple[str, ...] = option((), "Prompt(s); or use --prompts-file.", positional=True,
+                                     allow_empty=True)  # fmt: skip
+    prompts_file: Optional[Path] = option(
+        None, "Text file, one prompt per line.", path="file", dash=True, suffixes=(".txt",)
+    )
+    negative_prompt: str = option("", "Negative prompt (the unconditional branch).",
+                                  allow_empty=True)  # fmt: skip
+    num_images: int = option(1, "Images per prompt (seeds seed, seed+1, ...).", min=1,
+                             max=100_000)  # fmt: skip
+    height: Optional[int] = option(None, "Pixels (default: the model's size).", min=1, max=8192)
+    width: Optional[int] = option(None, "Pixels (default: the model's size).", min=1, max=8192)
+    resolution_binning: bool = option(
+        False, "Any size: denoise at the nearest aspect-ratio bucket, then resize and crop."
+    )
+    batch_size: int = option(16, "Images per denoising batch.", min=1, max=100_000)
+
+
+def check_generate(cfg: GenerateConfig) -> None:
+    from mltk.errors import UsageError
+
+    if not cfg.prompt and cfg.prompts_file is None:
+        raise UsageError(
+            'no prompt given: pass a prompt, e.g. `mltk pixart generate tiny "a red circle"`, '
+            "or --prompts-file"
+        )
+    if any(not p.strip() for p in cfg.prompt):
+        raise UsageError("a prompt is empty; give text for every prompt")

@@ -1,12 +1,11 @@
-"""The work behind `mltk tensor train|complete|eval|predict` (imported inside the commands)."""
+"""The verbs of `mltk tensor` behind plugin.py: fit and record a run, evaluate it, predict."""
 
 from __future__ import annotations
 
 import csv
 import io
 import math
-import resource
-import time
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,71 +14,24 @@ import torch
 
 from mltk.errors import DataError, UsageError
 
-from . import penalties
-from .config import TensorConfig
-from .continuation import ValidationWalk, fit_path, rmse
+from .config import PredictConfig, TensorConfig
 from .data import Completion, make_problem
-from .nort import Factors, NortOptions
+from .nort import Factors
+from .solve import DENSE_LIMIT, dense_result, fit, metrics, peak_memory_mb
 from .structured import Observed, other_size
 
-DENSE_LIMIT = 1 << 27  # entries: the largest tensor written densely (1 GiB in float64)
 
-
-def validate(cfg: TensorConfig) -> None:
-    if cfg.penalty not in penalties.PENALTIES:
-        raise UsageError(
-            f"--penalty {cfg.penalty!r} is not one of {', '.join(penalties.PENALTIES)}"
-        )
-    if cfg.solver not in ("nort", "dense", "convex"):
-        raise UsageError(f"--solver {cfg.solver!r} is not one of nort, dense, convex")
-    if cfg.momentum not in ("adaptive", "restart", "none"):
-        raise UsageError(f"--momentum {cfg.momentum!r} is not one of adaptive, restart, none")
-    if cfg.dtype not in ("float32", "float64"):
-        raise UsageError(f"--dtype {cfg.dtype!r} must be float32 or float64")
-    if cfg.lam < 0:
-        raise UsageError(f"--lambda {cfg.lam} must be positive (or 0 to search on validation)")
-    if cfg.theta < 0:
-        raise UsageError(f"--theta {cfg.theta} must be positive (or 0 for the default rule)")
-    if cfg.theta > 0:
-        try:
-            penalties.check_theta(cfg.penalty, cfg.theta)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from exc
-    for name, v in (
-        ("--max-rank", cfg.max_rank),
-        ("--max-iter", cfg.max_iter),
-        ("--power-iters", cfg.power_iters),
-        ("--final-power-iters", cfg.final_power_iters),
-        ("--path-steps", cfg.path_steps),
-        ("--stage-iters", cfg.stage_iters),
-    ):
-        if v < 1:
-            raise UsageError(f"{name} {v} must be at least 1")
-    if not 0 < cfg.path_ratio < 1:
-        raise UsageError(f"--path-ratio {cfg.path_ratio} must be in (0, 1)")
-    if cfg.tol < 0:
-        raise UsageError(f"--tol {cfg.tol} must be non-negative")
-    if cfg.size < 0:
-        raise UsageError(
-            f"--size {cfg.size} must be a positive pixel count (or 0 for the original)"
-        )
-
-
-def _shape(text: str):
-    if not text:
-        return None
-    try:
-        return tuple(int(x) for x in text.replace("x", ",").split(","))
-    except ValueError as exc:
-        raise UsageError(
-            f"--shape {text!r} must be comma-separated integers like 100,200,50"
-        ) from exc
-
-
-def with_absolute_paths(cfg: TensorConfig) -> TensorConfig:
-    """The config with its data and mask files as absolute paths (eval runs from anywhere)."""
-    fix = {k: str(Path(v).resolve()) for k in ("data", "mask") if (v := getattr(cfg, k))}
-    return replace(cfg, **{k: v for k, v in fix.items() if Path(v).is_file()})
+def load_problem(cfg: TensorConfig, seed: int) -> Completion:
+    return make_problem(
+        cfg.data,
+        mask=str(cfg.mask) if cfg.mask else None,
+        shape=cfg.shape,
+        observed=cfg.observed,
+        val_fraction=cfg.val_fraction,
+        test_fraction=cfg.test_fraction,
+        size=cfg.size or None,
+        seed=seed,
+    )
 
 
 def data_fingerprints(cfg: TensorConfig) -> dict:
@@ -93,220 +45,119 @@ def data_fingerprints(cfg: TensorConfig) -> dict:
     }
 
 
-def check_fingerprints(cfg: TensorConfig, saved: dict) -> None:
-    """The run's data and mask files must be the ones it was trained on."""
-    now = data_fingerprints(cfg)
-    for key, digest in now.items():
-        if key in saved and saved[key] != digest:
-            name = getattr(cfg, key.removesuffix("_sha256"))
-            raise DataError(
-                f"{name} has changed since this run was trained, so its held-out entries "
-                "cannot be rebuilt; restore the file or train again"
-            )
-
-
-def load_problem(cfg: TensorConfig, seed: int) -> Completion:
-    return make_problem(
-        cfg.data,
-        mask=cfg.mask or None,
-        shape=_shape(cfg.shape),
-        observed=cfg.observed or None,
-        val_fraction=cfg.val_fraction,
-        test_fraction=cfg.test_fraction,
-        size=cfg.size or None,
-        seed=seed,
+def run_fit(cfg: TensorConfig, rt, write_dense: bool) -> dict:
+    """`complete` and `train`: fit on the observed entries, record the run, write its files."""
+    if Path(cfg.data).is_file():  # the run records where its data is, for eval from anywhere
+        cfg = replace(cfg, data=str(Path(cfg.data).resolve()))
+    prob = load_problem(cfg, rt.seed)
+    log = rt.out.log
+    log(
+        f"{prob.name}: shape {prob.shape}, {len(prob.train_val):,} training / "
+        f"{len(prob.val_val):,} validation / {len(prob.test_val):,} test entries; "
+        f"solver {cfg.solver}, penalty {cfg.penalty}"
     )
-
-
-def peak_memory_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def _obs(idx: np.ndarray, shape, device) -> Observed:
-    return Observed.from_indices(torch.from_numpy(idx).to(device), shape)
-
-
-def fit(
-    cfg: TensorConfig, prob: Completion, device, log, seed: int = 0, monitor: bool = True
-) -> dict:
-    """Fit on the training entries; returns factors (or a dense tensor), metrics and history.
-
-    ``monitor`` records the test RMSE along the way (for the convergence curve; not free).
-    """
-    dtype = getattr(torch, cfg.dtype)
-    obs = _obs(prob.train_idx, prob.shape, device)
-    vals = torch.from_numpy(prob.train_val).to(device, dtype)
-    val = (_obs(prob.val_idx, prob.shape, device), torch.from_numpy(prob.val_val).to(device, dtype))
-    test = (
-        _obs(prob.test_idx, prob.shape, device),
-        torch.from_numpy(prob.test_val).to(device, dtype),
-    )
-    caps = tuple(min(cfg.max_rank, n) for n in prob.shape)
-    opts = NortOptions(
-        penalty=cfg.penalty,
-        theta=1.0,
-        max_rank=caps,
-        max_iter=cfg.max_iter,
-        tol=cfg.tol,
-        momentum=cfg.momentum,
-        power_iters=cfg.power_iters,
-    )
-    track = (lambda X: rmse(X.low().at(test[0]), test[1])) if monitor and test[1].numel() else None
-    lam = cfg.lam or None
-    if lam is None and val[1].numel() == 0:
-        raise UsageError(
-            "no validation entries for the lambda search: give --lambda or a --val-fraction above 0"
-        )
-    cuda = torch.device(device).type == "cuda"
-    if cuda:
-        torch.cuda.reset_peak_memory_stats(device)
-    start = time.perf_counter()
-    if cfg.solver == "nort":
-        # capped-l1's theta rule (a multiple of the threshold) matters: when lambda is searched,
-        # the multiples 1, 2 and 4 each walk the path and the best on validation is kept
-        scales = (
-            (1.0, 2.0, 4.0)
-            if cfg.penalty == "capped-l1" and not cfg.theta and lam is None
-            else (2.0,)
-        )
-        res, walked = None, []
-        for scale in scales:
-            if len(scales) > 1:
-                log(f"capped-l1 with theta = {scale:g} x threshold:")
-            r = fit_path(
-                obs,
-                vals,
-                opts,
-                lam=lam,
-                val=val,
-                theta=cfg.theta or None,
-                steps=cfg.path_steps,
-                ratio=cfg.path_ratio,
-                stage_iters=cfg.stage_iters,
-                monitor=track,
-                log=log,
-                seed=seed,
-                theta_scale=scale,
-                final_power_iters=cfg.final_power_iters,
-            )
-            walked.append((scale, r.val_rmse, len(r.history.objective)))
-            if res is None or r.val_rmse < res.val_rmse:
-                res = r
-        X = res.factors
-        out = {
-            "factors": X,
-            "lam": res.lam,
-            "theta": res.theta,
-            "history": res.history,
-            "ranks": X.ranks,
-            "stages": [s.__dict__ for s in res.stages],
-            "refined": res.refined,
-            "val_rmse": res.val_rmse,
-        }
-        if len(walked) > 1:
-            out["theta_search"] = [
-                {"scale": sc, "val_rmse": v, "iterations": n} for sc, v, n in walked
-            ]
-        test_pred = X.low().at(test[0]) if test[1].numel() else None
-    else:
-        out = _fit_dense(cfg, prob, obs, vals, val, test, lam, log, device, dtype)
-        test_pred = out.pop("test_pred")
-    if cuda:
-        torch.cuda.synchronize(device)
-        out["gpu_peak_memory_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
-    out["seconds"] = time.perf_counter() - start
-    out["iterations"] = sum(
-        t["iterations"]
-        for t in out.get("theta_search", [{"iterations": len(out["history"].objective)}])
-    )
-    out["test"] = metrics(test_pred, test[1]) if test_pred is not None else {}
-    return out
-
-
-def _fit_dense(cfg, prob, obs, vals, val, test, lam, log, device, dtype):
-    """The dense reference solvers; lambda by the same validation walk when not given."""
-    from .dense import convex_admm, dense_proximal_average
-    from .nort import sparse_spectral_norms
-
-    n = math.prod(prob.shape)
-    if n > DENSE_LIMIT:
-        raise UsageError(
-            f"--solver {cfg.solver} needs the dense tensor ({n:,} entries); use --solver nort"
-        )
-    D = len(prob.shape)
-    lam_max = max(sparse_spectral_norms(obs, vals, seed=0))
-    from .continuation import theta_for
-
-    def run(lam_d, max_iter, init=None):
-        if cfg.solver == "convex":
-            return convex_admm(
-                prob.shape, obs.idx, vals, [lam_d] * D, max_iter=max_iter, tol=cfg.tol, init=init
-            )
-        th = theta_for(cfg.penalty, D * lam_d, lam_max, cfg.theta or None)
-        return dense_proximal_average(
-            prob.shape,
-            obs.idx,
-            vals,
-            [lam_d] * D,
-            cfg.penalty,
-            th,
-            max_iter=max_iter,
-            tol=cfg.tol,
-            momentum=cfg.momentum,
-            init=init,
-        )
-
-    def at(X, o):
-        return X[tuple(o.idx[:, d] for d in range(D))]
-
-    X = None
-    if lam is None:  # the same warm-started validation walk as NORT's, on the dense solver
-        walk = ValidationWalk(lam_max, cfg.path_ratio, cfg.path_steps)
-        for k, thr in enumerate(walk.thresholds):
-            X, _ = run(thr / D, 2 * cfg.stage_iters, init=X)
-            v = rmse(at(X, val[0]), val[1])
-            log(f"{cfg.solver}: lambda {thr / D:.4g}, validation RMSE {v:.4g}")
-            if walk.record(k, v, X):
-                break
-        _, thr, X = walk.best
-        lam = thr / D
-    X, hist = run(lam, cfg.max_iter, init=X)
-    th = (
-        0.0
-        if cfg.solver == "convex"
-        else theta_for(cfg.penalty, D * lam, lam_max, cfg.theta or None)
-    )
-    test_pred = at(X, test[0]) if test[1].numel() else None
+    res = fit(cfg, prob, rt.device, log, seed=rt.seed, dtype=rt.dtype)
+    # the values the run resolved: the sampled fraction, the chosen lambda and theta
+    cfg = replace(cfg, observed=prob.sampled or cfg.observed, lam=float(res["lam"]),
+                  theta=float(res["theta"]), lambda_search=False)  # fmt: skip
+    rt.config = cfg
+    run = rt.run
+    run.update_config(cfg, **data_fingerprints(cfg))
+    save_factors(run, res, prob, cfg, rt.seed)
+    hist = res["history"]
+    for i, f in enumerate(hist.objective):
+        run.log_metrics(i + 1, objective=f, time_s=hist.time[i])
+    write_history(run, hist)
+    files = ["config.json", "metrics.jsonl", "checkpoint/", "convergence.csv", "convergence.png"]
+    if write_dense:
+        X = dense_result(res, prob.shape)
+        if X is None:
+            rt.out.warn(f"the completed tensor {prob.shape} is too large to write densely; "
+                        "use `mltk tensor predict`")  # fmt: skip
+        else:
+            files += write_tensor(run, X, prob)
+    test = res["test"]
     return {
-        "dense": X,
-        "lam": lam,
-        "theta": th,
-        "history": hist,
-        "ranks": hist.ranks[-1] if hist.ranks else [],
-        "stages": [],
-        "test_pred": test_pred,
+        "data": prob.name,
+        "shape": list(prob.shape),
+        "solver": cfg.solver,
+        "penalty": "nuclear" if cfg.solver == "convex" else cfg.penalty,
+        "lambda": res["lam"],
+        "theta": res["theta"],
+        "test_rmse": test.get("rmse"),
+        "test_mae": test.get("mae"),
+        "test_psnr": test.get("psnr"),
+        "test_entries": test.get("n", 0),
+        "iterations": res["iterations"],
+        "seconds": round(res["seconds"], 3),
+        "ranks": res["ranks"],
+        **{k: res[k] for k in ("val_rmse", "refined") if k in res},
+        "peak_memory_mb": round(peak_memory_mb(), 1),
+        **{k: round(res[k], 1) for k in ("gpu_peak_memory_mb",) if k in res},
+        "run": str(run.path),
+        "files": files,
     }
 
 
-def metrics(pred: torch.Tensor, truth: torch.Tensor) -> dict:
-    err = (pred - truth).double()
-    out = {
-        "rmse": float(err.pow(2).mean().sqrt()),
-        "mae": float(err.abs().mean()),
-        "n": int(truth.numel()),
-    }
-    peak = float(truth.abs().max()) if truth.numel() else 1.0
-    peak = 1.0 if peak <= 1.0 else peak
-    out["psnr"] = 20 * math.log10(peak / out["rmse"]) if out["rmse"] > 0 else float("inf")
-    return out
+def run_eval(rt) -> dict:
+    run = rt.source
+    cfg = run.saved_config(TensorConfig)
+    saved = run.read_config()
+    for key, digest in data_fingerprints(cfg).items():
+        if key in saved and saved[key] != digest:
+            raise DataError(
+                f"{getattr(cfg, key.removesuffix('_sha256'))} has changed since this run was "
+                "trained, so its held-out entries cannot be rebuilt; restore the file or train again"
+            )
+    prob = load_problem(cfg, int(saved.get("seed", 0)))
+    model, meta = load_model(run, rt.device)
+    if tuple(meta["shape"]) != tuple(prob.shape):
+        raise DataError(
+            f"the checkpoint's shape {tuple(meta['shape'])} differs from the data's {prob.shape}"
+        )
+    pred = values_at(model, torch.from_numpy(prob.test_idx).to(rt.device), prob.shape)
+    m = metrics(pred, torch.from_numpy(prob.test_val).to(pred))
+    return {"run": str(run.path), **m}
 
 
-def dense_result(res: dict, shape) -> torch.Tensor | None:
-    if "dense" in res:
-        return res["dense"]
+def run_predict(cfg: PredictConfig, rt) -> dict | None:
+    to_stdout = str(cfg.output) == "-"
+    if to_stdout and rt.out.json:
+        raise UsageError("--output - writes the values to stdout, where --json writes too; "
+                         "drop one of them")  # fmt: skip
+    if cfg.coords is None and cfg.output is not None and Path(cfg.output).suffix == ".csv":
+        raise UsageError(f"--output {cfg.output}: the dense tensor is written as a .npy file")
+    run = rt.source
+    model, meta = load_model(run, rt.device)
+    shape = tuple(int(x) for x in meta["shape"])
+    if cfg.coords is not None:
+        idx = read_coords(str(cfg.coords), shape).to(rt.device)
+        vals = values_at(model, idx, shape).cpu().double().numpy()
+        rows = idx.cpu().tolist()
+        if cfg.output is not None and Path(cfg.output).suffix.lower() == ".npy":
+            save_npy(cfg.output, vals)
+        elif cfg.output is not None:
+            lines = [",".join([*(f"i{d}" for d in range(len(shape))), "value"])]
+            lines += [",".join([*map(str, r), repr(float(v))]) for r, v in zip(rows, vals)]
+            text = "\n".join(lines) + "\n"
+            if to_stdout:
+                sys.stdout.write(text)
+                return None
+            from mltk.atomic import write_text
+
+            write_text(cfg.output, text)
+        return {
+            "n": int(len(vals)),
+            "values": vals.tolist(),
+            "output": str(cfg.output) if cfg.output else None,
+        }
     if math.prod(shape) > DENSE_LIMIT:
-        return None
-    return res["factors"].dense()
+        raise UsageError(f"the tensor {shape} is too large to predict densely; pass --coords")
+    if cfg.output is None:
+        raise UsageError("predicting the dense tensor needs --output FILE.npy (or pass --coords)")
+    X = model.dense() if hasattr(model, "dense") else model
+    save_npy(cfg.output, X.detach().cpu().double().numpy())
+    return None if to_stdout else {"shape": list(shape), "output": str(cfg.output)}
 
 
 # -- checkpoints --------------------------------------------------------------------------
@@ -336,9 +187,7 @@ def save_factors(run, res: dict, prob: Completion, cfg: TensorConfig, seed: int)
 
 def load_model(run, device):
     """(Factors or dense tensor, meta) from a run folder."""
-    from mltk.checkpoint import load_checkpoint
-
-    tensors, meta = load_checkpoint(run.checkpoint_dir)
+    tensors, meta = run.load()
     try:
         shape = tuple(int(x) for x in meta["shape"])
         if meta.get("form") == "dense":
@@ -429,27 +278,16 @@ def _save_fig(fig, path: Path) -> None:
     write_bytes(path, buf.getvalue())
 
 
-def check_output(path: Path, suffixes: tuple[str, ...]) -> None:
-    """--output must name a file of a format we write, in a folder that exists and is writable."""
-    import os
-
-    if path.suffix.lower() not in suffixes:
-        raise UsageError(f"--output {path}: name a {' or '.join(suffixes)} file")
-    folder = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise UsageError(f"--output {path} is a folder; name a file")
-    if not folder.is_dir():
-        raise UsageError(f"--output {path}: the folder {folder} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise UsageError(f"--output {path}: the folder {folder} is not writable")
-
-
-def save_npy(path: Path, arr: np.ndarray) -> None:
-    """Write an array atomically (never pickled)."""
+def save_npy(path, arr: np.ndarray) -> None:
+    """Write an array atomically (never pickled); `-` writes its bytes to stdout."""
     from mltk.atomic import write_bytes
 
     buf = io.BytesIO()
     np.save(buf, arr, allow_pickle=False)
+    if str(path) == "-":
+        sys.stdout.buffer.write(buf.getvalue())
+        sys.stdout.flush()
+        return
     write_bytes(path, buf.getvalue())
 
 
@@ -514,7 +352,3 @@ def read_coords(path: str, shape) -> torch.Tensor:
     if (idx < 0).any() or (idx >= np.array(shape)).any():
         raise DataError(f"{path} has coordinates outside the tensor's shape {tuple(shape)}")
     return torch.from_numpy(idx)
-
-
-def config_for_run(cfg: TensorConfig, res: dict) -> TensorConfig:
-    return replace(cfg, lam=float(res["lam"]), theta=float(res["theta"]))

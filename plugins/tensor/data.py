@@ -50,6 +50,7 @@ class Completion:
     truth: np.ndarray | None = None  # dense ground truth when known (images, complete arrays)
     observed_mask: np.ndarray | None = None  # dense boolean mask of all observed entries
     is_image: bool = False
+    sampled: float | None = None  # the observed fraction, when the observed entries were sampled
 
     def __post_init__(self) -> None:
         # the training entries (a set) are kept in C order: the CSR layouts of the first
@@ -336,6 +337,7 @@ def make_problem(
             truth=arr,
             observed_mask=om.reshape(arr.shape),
             is_image=is_image,
+            sampled=observed,
         )
     if observed is not None:
         raise UsageError(

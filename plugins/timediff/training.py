@@ -9,6 +9,7 @@ resumable training state; the best weights are kept alongside.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -18,7 +19,8 @@ import torch
 
 from mltk.errors import DivergedError
 
-from .ar_init import fit_linear_map
+from .ar_init import apply_linear_map, fit_linear_map
+from .baselines import choose_lookback as lookback_on_validation
 from .config import TimeDiffConfig
 from .data import Prepared, gather
 from .model import TimeDiff
@@ -248,3 +250,39 @@ def forecast_windows(
         ys = model.sample(xb, n_samples, sampler=sampler, sample_steps=sample_steps, generator=gen)
         outs.append(ys.float().cpu().numpy())
     return np.concatenate(outs, axis=1)
+
+
+def ar_predictor(prepared: Prepared, cfg: TimeDiffConfig):
+    """The AR-init forecaster alone (closed-form, instance-normalised like TimeDiff)."""
+    weight, bias = fit_ar(prepared, cfg)
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        xn, _ = normalise_windows(x, None, cfg.instance_norm)
+        out = apply_linear_map(xn, weight, bias)
+        if cfg.instance_norm == "none":
+            return out
+        mean = x.mean(axis=1, keepdims=True)
+        std = (
+            np.sqrt(x.var(axis=1, keepdims=True) + 1e-5) if cfg.instance_norm == "meanstd" else 1.0
+        )
+        return out * std + mean
+
+    return predict
+
+
+def choose_lookback(prepared: Prepared, cfg: TimeDiffConfig, log) -> TimeDiffConfig:
+    """--lookback 0: the candidate with the lowest validation MSE of the AR-init model."""
+    if cfg.lookback > 0:
+        return cfg
+    best, scores = lookback_on_validation(
+        prepared,
+        cfg.horizon,
+        cfg.lookback_candidates,
+        lambda lb: ar_predictor(prepared, dataclasses.replace(cfg, lookback=lb)),
+    )
+    log(
+        "lookback chosen on validation: "
+        + ", ".join(f"{k}: {v:.4f}" for k, v in scores.items())
+        + f" -> {best}"
+    )
+    return dataclasses.replace(cfg, lookback=best)

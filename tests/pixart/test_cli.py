@@ -92,8 +92,8 @@ def test_resume_continues_from_the_checkpoint(capsys, trained, tmp_path):
 
 
 def test_generate_writes_pngs_for_each_prompt_and_seed(capsys, trained, tmp_path):
-    code, out, _ = mltk(capsys, "pixart", "generate", "a red circle above a blue square", "two green squares",
-                        "-c", str(trained / "run"), "--num-images", "2", "--steps", "3", "--out",
+    code, out, _ = mltk(capsys, "pixart", "generate", str(trained / "run"), "a red circle above a blue square",
+                        "two green squares", "--num-images", "2", "--steps", "3", "--out",
                         str(tmp_path / "img"), "--device", "cpu", "--json")  # fmt: skip
     assert code == 0
     res = json.loads(out)
@@ -119,7 +119,7 @@ def test_pixel_stage_then_align_from_it(capsys, trained, tmp_path):
     code, out, _ = mltk(capsys, "pixart", "train", "--stage", "pixel", "--config", cfg, "--out",
                         str(tmp_path / "p1"), "--device", "cpu", "--json")  # fmt: skip
     assert code == 0 and json.loads(out)["kind"] == "dit"
-    code, _, err = mltk(capsys, "pixart", "generate", "a red circle", "-c", str(tmp_path / "p1"))
+    code, _, err = mltk(capsys, "pixart", "generate", str(tmp_path / "p1"), "a red circle")
     assert code == ExitCode.DATA and "stage-1" in err
     code, out, _ = mltk(capsys, "pixart", "train", "--stage", "align", "--init", str(tmp_path / "p1"),
                         "--config", cfg, "--out", str(tmp_path / "p2"), "--device", "cpu", "--json")  # fmt: skip
@@ -148,15 +148,15 @@ def test_training_on_a_folder_counts_unreadable_images(capsys, trained, tmp_path
 
 def test_empty_prompt_file_is_a_data_error(capsys, trained, tmp_path):
     (tmp_path / "p.txt").write_text("\n  \n")
-    code, _, err = mltk(capsys, "pixart", "generate", "--prompts-file", str(tmp_path / "p.txt"),
-                        "-c", str(trained / "run"))  # fmt: skip
+    code, _, err = mltk(capsys, "pixart", "generate", str(trained / "run"), "--prompts-file",
+                        str(tmp_path / "p.txt"))  # fmt: skip
     assert code == ExitCode.DATA and "holds no prompts" in err
 
 
 def test_checkpoint_missing_a_component_is_a_data_error(capsys, trained, tmp_path):
     shutil.copytree(trained / "run" / "pipeline", tmp_path / "p")
     shutil.rmtree(tmp_path / "p" / "text_encoder")
-    code, _, err = mltk(capsys, "pixart", "generate", "a red circle", "-c", str(tmp_path / "p"))
+    code, _, err = mltk(capsys, "pixart", "generate", str(tmp_path / "p"), "a red circle")
     assert code == ExitCode.DATA and "missing its text_encoder/" in err
 
 
@@ -173,16 +173,16 @@ def test_wrong_kinds_of_path_are_named_as_such(capsys, tmp_path):
     (other / "config.json").write_text('{"plugin": "tensor"}')
     (tmp_path / "w.npy").write_bytes(b"x")
     for args, words in (
-        (["-c", str(other)], "is a run folder of mltk tensor"),
-        (["-c", str(tmp_path / "w.npy")], "is a file"),
-        (["--prompts-file", str(tmp_path)], "is a folder"),
+        ([str(other), "x"], "is a run folder of mltk tensor"),
+        ([str(tmp_path / "w.npy"), "x"], "is a file"),
+        (["tiny", "x", "--prompts-file", str(tmp_path)], "is a folder"),
     ):
-        code, out, err = mltk(capsys, "pixart", "generate", "x", *args, "--device", "cpu")
+        code, out, err = mltk(capsys, "pixart", "generate", *args, "--device", "cpu")
         assert code == ExitCode.DATA and words in err and out == "", err
 
 
 def test_resolution_not_divisible_by_patch_is_a_usage_error(capsys, trained):
-    code, _, err = mltk(capsys, "pixart", "generate", "a red circle", "-c", str(trained / "run"),
+    code, _, err = mltk(capsys, "pixart", "generate", str(trained / "run"), "a red circle",
                         "--height", "30")  # fmt: skip
     assert code == ExitCode.USAGE and "not divisible by patch size x VAE factor" in err
 
@@ -203,7 +203,7 @@ def test_resolution_not_divisible_by_patch_is_a_usage_error(capsys, trained):
         (["generate", "x", "--height", "100000"], ExitCode.USAGE, "--height 100000 must be"),
         (["generate", "x", "--height", "0"], ExitCode.USAGE, "--height 0 must be"),
         (["eval", "--guidance", "nan"], ExitCode.USAGE, "--guidance nan must be"),
-        (["generate", "x", "-c", "/nonexistent/ckpt"], ExitCode.DATA, "does not exist"),
+        (["generate", "/nonexistent/ckpt", "x"], ExitCode.DATA, "does not exist"),
     ],
 )
 def test_bad_options_exit_with_a_clear_sentence(capsys, args, code, needle):
@@ -279,7 +279,7 @@ def test_gradient_checkpointing_gives_the_same_losses(capsys, trained, tmp_path)
 def test_second_generate_reads_prompt_features_from_the_cache_without_t5(
     capsys, trained, tmp_path, monkeypatch
 ):
-    args = ["pixart", "generate", "a red circle", "three blue squares", "-c", str(trained / "run"), "--steps", "3",
+    args = ["pixart", "generate", str(trained / "run"), "a red circle", "three blue squares", "--steps", "3",
             "--num-images", "2", "--device", "cpu", "--json"]  # fmt: skip
     code, out, err = mltk(capsys, *args, "--out", str(tmp_path / "a"))
     assert code == 0, err
@@ -315,7 +315,7 @@ def test_aesthetic_stage_can_raise_the_resolution_on_an_image_folder(capsys, tra
                           "--data", str(tmp_path), "--image-size", "64", "--config", cfg, "--out",
                           str(tmp_path / "s3"), "--device", "cpu", "--json")  # fmt: skip
     assert code == 0, err
-    code, out, err = mltk(capsys, "pixart", "generate", "a red circle", "-c", str(tmp_path / "s3"), "--steps", "2",
+    code, out, err = mltk(capsys, "pixart", "generate", str(tmp_path / "s3"), "a red circle", "--steps", "2",
                           "--out", str(tmp_path / "img"), "--device", "cpu", "--json")  # fmt: skip
     assert code == 0, err
     assert Image.open(json.loads(out)["images"][0]["file"]).size == (64, 64)
@@ -357,7 +357,7 @@ def test_aspect_ratio_buckets_train_with_matching_micro_conditions(
     for (h, w), cond in seen:
         assert cond["resolution"].tolist() == [[float(h), float(w)]] * len(cond["resolution"])
         assert torch.allclose(cond["aspect_ratio"], torch.full_like(cond["aspect_ratio"], h / w))
-    code, out, err = mltk(capsys, "pixart", "generate", "a red circle", "-c", str(tmp_path / "run"), "--steps", "2",
+    code, out, err = mltk(capsys, "pixart", "generate", str(tmp_path / "run"), "a red circle", "--steps", "2",
                           "--height", "24", "--width", "48", "--out", str(tmp_path / "img"), "--device", "cpu",
                           "--json")  # fmt: skip
     assert code == 0, err

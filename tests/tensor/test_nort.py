@@ -164,7 +164,7 @@ def test_fourth_order_tensor_is_recovered():
 
 def test_capped_l1_lambda_search_also_picks_theta_on_validation():
     import torch
-    from mltk_plugins.tensor import commands as c
+    from mltk_plugins.tensor import solve as c
     from mltk_plugins.tensor.config import TensorConfig
     from mltk_plugins.tensor.data import make_problem
 

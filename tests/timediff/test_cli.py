@@ -41,7 +41,7 @@ def test_train_writes_a_complete_run_folder(trained):
 
 def test_eval_reports_timediff_and_every_baseline_on_the_same_windows(cli, trained):
     _, run, _ = trained
-    r = cli("timediff", "eval", "--run", str(run), "--dlinear-seeds", "1", "--json", env=TD)
+    r = cli("timediff", "eval", str(run), "--dlinear-seeds", "1", "--json", env=TD)
     assert r.code == 0, r.stderr
     out = r.json()
     names = [row["model"] for row in out["results"]]
@@ -62,7 +62,7 @@ def test_eval_reports_timediff_and_every_baseline_on_the_same_windows(cli, train
 def test_forecast_writes_csv_and_plot_in_original_units(cli, trained, tmp_path):
     data, run, _ = trained
     out = tmp_path / "fc"
-    r = cli("timediff", "forecast", "--run", str(run), "--out", str(out), "--json", env=TD)
+    r = cli("timediff", "forecast", str(run), "--out", str(out), "--json", env=TD)
     assert r.code == 0, r.stderr
     res = r.json()
     assert res["first_date"].startswith("2020-01-21 00:00")  # the hour after the last row
@@ -74,16 +74,14 @@ def test_forecast_writes_csv_and_plot_in_original_units(cli, trained, tmp_path):
     assert 0.3 < mean_ch1 < 1.7
     assert (out / "forecast.png").stat().st_size > 1000
     # a training option given with --run is ignored, and said to be
-    r = cli("timediff", "forecast", "--run", str(run), "--out", str(out), "--horizon", "48", env=TD)
+    r = cli("timediff", "forecast", str(run), "--out", str(out), "--horizon", "48", env=TD)
     assert r.code == 0 and "ignored: --horizon" in r.stderr
     assert len(list(csv.DictReader(open(out / "forecast.csv")))) == 12
 
 
 def test_predict_is_an_alias_of_forecast(cli, trained, tmp_path):
     _, run, _ = trained
-    r = cli(
-        "timediff", "predict", "--run", str(run), "--out", str(tmp_path / "p"), "--json", env=TD
-    )
+    r = cli("timediff", "predict", str(run), "--out", str(tmp_path / "p"), "--json", env=TD)
     assert r.code == 0 and r.json()["horizon"] == 12
 
 
@@ -117,7 +115,7 @@ def test_resume_trains_on_the_saved_data_and_keeps_the_saved_model_shape(cli, tr
 def test_a_checkpoint_trained_on_other_channels_is_a_data_error(cli, trained, tmp_path):
     _, run, _ = trained
     other = write_series(tmp_path / "three.csv", channels=3)
-    r = cli("timediff", "eval", "--run", str(run), "--data", str(other), env=TD)
+    r = cli("timediff", "eval", str(run), "--data", str(other), env=TD)
     assert r.code == 5
     assert "trained on channels ch0, ch1" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
@@ -178,14 +176,12 @@ def test_a_bad_option_value_exits_2_with_one_sentence(cli, series_csv, option):
 def test_bad_sampling_options_at_forecast_exit_2(cli, trained, tmp_path):
     _, run, _ = trained
     for option in (["--sampler", "foo"], ["--samples", "0"]):
-        r = cli(
-            "timediff", "forecast", "--run", str(run), "--out", str(tmp_path / "f"), *option, env=TD
-        )
+        r = cli("timediff", "forecast", str(run), "--out", str(tmp_path / "f"), *option, env=TD)
         assert r.code == 2 and option[0] in r.stderr, r.stderr
 
 
 def test_a_missing_run_folder_exits_5(cli, tmp_path):
-    r = cli("timediff", "eval", "--run", str(tmp_path / "nothing"), env=TD)
+    r = cli("timediff", "eval", str(tmp_path / "nothing"), env=TD)
     assert r.code == 5
 
 
@@ -226,7 +222,7 @@ def test_forecast_without_a_run_trains_one_first(cli, series_csv, tmp_path):
 
 
 def test_quantile_columns_are_named_without_collisions():
-    from mltk_plugins.timediff.commands import parse_quantiles, quantile_name
+    from mltk_plugins.timediff.forecast import parse_quantiles, quantile_name
 
     qs = parse_quantiles("0.975,0.025,0.5,0.5,0.05")
     assert qs == [0.025, 0.05, 0.5, 0.975]

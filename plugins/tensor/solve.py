@@ -1,0 +1,222 @@
+"""Fitting a completion problem with the chosen solver: NORT's lambda path, or a dense reference.
+
+`fit` walks NORT's warm-started validation path (`continuation.fit_path`; capped-l1 without a
+theta walks it once per theta multiple) or runs the dense proximal-average / convex ADMM solvers
+on the same validation walk, and returns the factors (or the dense tensor), the chosen lambda
+and theta, the history and the test metrics.
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+import time
+
+import numpy as np
+import torch
+
+from mltk.errors import UsageError
+
+from .config import TensorConfig
+from .continuation import ValidationWalk, fit_path, rmse
+from .data import Completion
+from .nort import NortOptions
+from .structured import Observed
+
+DENSE_LIMIT = 1 << 27  # entries: the largest tensor written densely (1 GiB in float64)
+
+
+def peak_memory_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _obs(idx: np.ndarray, shape, device) -> Observed:
+    return Observed.from_indices(torch.from_numpy(idx).to(device), shape)
+
+
+def fit(
+    cfg: TensorConfig,
+    prob: Completion,
+    device,
+    log,
+    seed: int = 0,
+    monitor: bool = True,
+    dtype=torch.float32,
+) -> dict:
+    """Fit on the training entries; returns factors (or a dense tensor), metrics and history.
+
+    ``monitor`` records the test RMSE along the way (for the convergence curve; not free).
+    """
+    obs = _obs(prob.train_idx, prob.shape, device)
+    vals = torch.from_numpy(prob.train_val).to(device, dtype)
+    val = (_obs(prob.val_idx, prob.shape, device), torch.from_numpy(prob.val_val).to(device, dtype))
+    test = (
+        _obs(prob.test_idx, prob.shape, device),
+        torch.from_numpy(prob.test_val).to(device, dtype),
+    )
+    caps = tuple(min(cfg.max_rank, n) for n in prob.shape)
+    opts = NortOptions(
+        penalty=cfg.penalty,
+        theta=1.0,
+        max_rank=caps,
+        max_iter=cfg.max_iter,
+        tol=cfg.tol,
+        momentum=cfg.momentum,
+        power_iters=cfg.power_iters,
+    )
+    track = (lambda X: rmse(X.low().at(test[0]), test[1])) if monitor and test[1].numel() else None
+    lam = cfg.lam or None
+    if lam is None and val[1].numel() == 0:
+        raise UsageError(
+            "no validation entries for the lambda search: give --lambda or a --val-fraction above 0"
+        )
+    cuda = torch.device(device).type == "cuda"
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
+    start = time.perf_counter()
+    if cfg.solver == "nort":
+        # capped-l1's theta rule (a multiple of the threshold) matters: when lambda is searched,
+        # the multiples 1, 2 and 4 each walk the path and the best on validation is kept
+        scales = (
+            (1.0, 2.0, 4.0)
+            if cfg.penalty == "capped-l1" and not cfg.theta and lam is None
+            else (2.0,)
+        )
+        res, walked = None, []
+        for scale in scales:
+            if len(scales) > 1:
+                log(f"capped-l1 with theta = {scale:g} x threshold:")
+            r = fit_path(
+                obs,
+                vals,
+                opts,
+                lam=lam,
+                val=val,
+                theta=cfg.theta or None,
+                steps=cfg.path_steps,
+                ratio=cfg.path_ratio,
+                stage_iters=cfg.stage_iters,
+                monitor=track,
+                log=log,
+                seed=seed,
+                theta_scale=scale,
+                final_power_iters=cfg.final_power_iters,
+            )
+            walked.append((scale, r.val_rmse, len(r.history.objective)))
+            if res is None or r.val_rmse < res.val_rmse:
+                res = r
+        X = res.factors
+        out = {
+            "factors": X,
+            "lam": res.lam,
+            "theta": res.theta,
+            "history": res.history,
+            "ranks": X.ranks,
+            "stages": [s.__dict__ for s in res.stages],
+            "refined": res.refined,
+            "val_rmse": res.val_rmse,
+        }
+        if len(walked) > 1:
+            out["theta_search"] = [
+                {"scale": sc, "val_rmse": v, "iterations": n} for sc, v, n in walked
+            ]
+        test_pred = X.low().at(test[0]) if test[1].numel() else None
+    else:
+        out = _fit_dense(cfg, prob, obs, vals, val, test, lam, log, device, dtype)
+        test_pred = out.pop("test_pred")
+    if cuda:
+        torch.cuda.synchronize(device)
+        out["gpu_peak_memory_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+    out["seconds"] = time.perf_counter() - start
+    out["iterations"] = sum(
+        t["iterations"]
+        for t in out.get("theta_search", [{"iterations": len(out["history"].objective)}])
+    )
+    out["test"] = metrics(test_pred, test[1]) if test_pred is not None else {}
+    return out
+
+
+def _fit_dense(cfg, prob, obs, vals, val, test, lam, log, device, dtype):
+    """The dense reference solvers; lambda by the same validation walk when not given."""
+    from .dense import convex_admm, dense_proximal_average
+    from .nort import sparse_spectral_norms
+
+    n = math.prod(prob.shape)
+    if n > DENSE_LIMIT:
+        raise UsageError(
+            f"--solver {cfg.solver} needs the dense tensor ({n:,} entries); use --solver nort"
+        )
+    D = len(prob.shape)
+    lam_max = max(sparse_spectral_norms(obs, vals, seed=0))
+    from .continuation import theta_for
+
+    def run(lam_d, max_iter, init=None):
+        if cfg.solver == "convex":
+            return convex_admm(
+                prob.shape, obs.idx, vals, [lam_d] * D, max_iter=max_iter, tol=cfg.tol, init=init
+            )
+        th = theta_for(cfg.penalty, D * lam_d, lam_max, cfg.theta or None)
+        return dense_proximal_average(
+            prob.shape,
+            obs.idx,
+            vals,
+            [lam_d] * D,
+            cfg.penalty,
+            th,
+            max_iter=max_iter,
+            tol=cfg.tol,
+            momentum=cfg.momentum,
+            init=init,
+        )
+
+    def at(X, o):
+        return X[tuple(o.idx[:, d] for d in range(D))]
+
+    X = None
+    if lam is None:  # the same warm-started validation walk as NORT's, on the dense solver
+        walk = ValidationWalk(lam_max, cfg.path_ratio, cfg.path_steps)
+        for k, thr in enumerate(walk.thresholds):
+            X, _ = run(thr / D, 2 * cfg.stage_iters, init=X)
+            v = rmse(at(X, val[0]), val[1])
+            log(f"{cfg.solver}: lambda {thr / D:.4g}, validation RMSE {v:.4g}")
+            if walk.record(k, v, X):
+                break
+        _, thr, X = walk.best
+        lam = thr / D
+    X, hist = run(lam, cfg.max_iter, init=X)
+    th = (
+        0.0
+        if cfg.solver == "convex"
+        else theta_for(cfg.penalty, D * lam, lam_max, cfg.theta or None)
+    )
+    test_pred = at(X, test[0]) if test[1].numel() else None
+    return {
+        "dense": X,
+        "lam": lam,
+        "theta": th,
+        "history": hist,
+        "ranks": hist.ranks[-1] if hist.ranks else [],
+        "stages": [],
+        "test_pred": test_pred,
+    }
+
+
+def metrics(pred: torch.Tensor, truth: torch.Tensor) -> dict:
+    err = (pred - truth).double()
+    out = {
+        "rmse": float(err.pow(2).mean().sqrt()),
+        "mae": float(err.abs().mean()),
+        "n": int(truth.numel()),
+    }
+    peak = float(truth.abs().max()) if truth.numel() else 1.0
+    peak = 1.0 if peak <= 1.0 else peak
+    out["psnr"] = 20 * math.log10(peak / out["rmse"]) if out["rmse"] > 0 else float("inf")
+    return out
+
+
+def dense_result(res: dict, shape) -> torch.Tensor | None:
+    if "dense" in res:
+        return res["dense"]
+    if math.prod(shape) > DENSE_LIMIT:
+        return None
+    return res["factors"].dense()
