@@ -225,8 +225,25 @@ def _root(
     """mltk: ten recent machine-learning research methods behind one command line."""
 
 
-def build_app(extra_plugins: dict[str, Any] | None = None) -> typer.Typer:
-    """The root app with every discovered plugin added as `mltk <name> ...`."""
+def _placeholder(summary: str) -> typer.Typer:
+    """A plugin's entry in `mltk --help` without building its verbs' options."""
+    group = typer.Typer(help=summary)
+
+    @group.callback(invoke_without_command=True)
+    def _() -> None:  # pragma: no cover - replaced whenever the plugin is the one invoked
+        pass
+
+    return group
+
+
+def build_app(
+    extra_plugins: dict[str, Any] | None = None, argv: list[str] | None = None
+) -> typer.Typer:
+    """The root app with every discovered plugin added as `mltk <name> ...`.
+
+    Only the plugin named in `argv` gets its verbs built (each verb's options are generated from
+    its config); the others appear by name and summary, which is all `mltk --help` shows.
+    """
     from mltk.verbs import Plugin
 
     global _registry
@@ -247,7 +264,10 @@ def build_app(extra_plugins: dict[str, Any] | None = None) -> typer.Typer:
     app.add_typer(cache_app, name="cache")
     for name in sorted(_registry.commands):
         cmd = _registry.commands[name]
-        group = cmd.app.typer_app() if isinstance(cmd.app, Plugin) else cmd.app
+        group = cmd.app
+        if isinstance(cmd.app, Plugin):
+            lazy = argv is not None and name not in argv and "_MLTK_COMPLETE" not in os.environ
+            group = _placeholder(cmd.summary) if lazy else cmd.app.typer_app()
         app.add_typer(group, name=name, help=cmd.summary or None, rich_help_panel="Methods")
     return app
 
@@ -257,12 +277,20 @@ def _error(message: str, code: int) -> int:
     return code
 
 
-def run(argv: list[str] | None = None, extra_plugins: dict[str, Any] | None = None) -> int:
-    """Run the command line and return the exit code (for tests and embedding)."""
+def command_for(argv: list[str], extra_plugins: dict[str, Any] | None = None):
+    """The click command of the root app, built for `argv` (see build_app)."""
+    return typer.main.get_command(build_app(extra_plugins, argv[:1]))
+
+
+def run(
+    argv: list[str] | None = None, extra_plugins: dict[str, Any] | None = None, *, command=None
+) -> int:
+    """Run the command line and return the exit code (for tests and embedding; `command`, from
+    `command_for`, saves building the app again when one process runs many commands)."""
     debug = os.environ.get("MLTK_DEBUG", "") not in ("", "0")
     try:
-        app = build_app(extra_plugins)
-        command = typer.main.get_command(app)
+        args = list(sys.argv[1:] if argv is None else argv)
+        command = command or command_for(args, extra_plugins)
         rv = command.main(args=argv, prog_name="mltk", standalone_mode=False)
         if rv == ExitCode.INTERRUPTED:  # typer turns Ctrl-C into Exit(130)
             return _error("interrupted", ExitCode.INTERRUPTED)
@@ -303,10 +331,12 @@ def run(argv: list[str] | None = None, extra_plugins: dict[str, Any] | None = No
             # a file a plugin was pointed at: one sentence, not a raw OSError
             if debug:
                 traceback.print_exc()
-            what = f"{exc.filename}: " if exc.filename else ""
+            name = str(exc.filename or "")
+            if len(name) > 80:
+                name = f"{name[:40]}... ({len(name):,} characters)"
             code = ExitCode.USAGE if exc.errno == errno.ENAMETOOLONG else ExitCode.DATA
             reason = "the name is too long" if exc.errno == errno.ENAMETOOLONG else exc.strerror
-            return _error(f"{what[:200]}{reason}", code)
+            return _error(f"{name}: {reason}" if name else reason, code)
         if isinstance(exc, UnicodeDecodeError):
             if debug:
                 traceback.print_exc()

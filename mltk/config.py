@@ -56,6 +56,12 @@ def parse_cli(spec: Spec, raw: Any) -> Any:
     """A command-line string turned into the field's type (lists are comma-separated)."""
     if raw is None or not isinstance(raw, str) and not isinstance(raw, list):
         return raw
+    if spec.type in (int, float) and isinstance(raw, str):
+        try:
+            return spec.type(raw.strip())
+        except ValueError:
+            noun = "an integer" if spec.type is int else "a number"
+            raise UsageError(f"{spec.flag} {raw!r} is not {noun}") from None
     if spec.is_list:
         items = raw if isinstance(raw, list) else [p.strip() for p in raw.split(",")]
         if not isinstance(raw, list) and raw.strip() == "":

@@ -103,7 +103,12 @@ def resolve(verb: Verb, *, cli: dict | None = None, python: dict | None = None) 
             for k, v in cli.items()
             if k.startswith("f_") and v is not None and v != []
         }
-        shared_given = {k[2:]: v for k, v in cli.items() if k.startswith("s_") and v is not None}
+        shared_specs = {s.name: s for s in specs(Shared)}
+        shared_given = {
+            k[2:]: parse_cli(shared_specs[k[2:]], v)
+            for k, v in cli.items()
+            if k.startswith("s_") and v is not None
+        }
         controls = {k[2:]: v for k, v in cli.items() if k.startswith("c_") and v not in (None, [])}
         where = CLI
     else:
@@ -298,7 +303,12 @@ def execute(call: Call, *, python: bool = False) -> dict[str, Any] | None:
             rt._make_output = make_output
         opener = verb.open_run or (lambda path: RunDir.open(path, plugin=verb.plugin))
         rt.sources = [opener(path) for path in call.runs]
-        data = verb.body(cfg, rt)
+        try:
+            data = verb.body(cfg, rt)
+        except EOFError as exc:  # click would report it as an interrupt ("aborted", exit 130)
+            raise DataError(
+                f"an input file ended early (is it empty or cut short?): {exc}"
+            ) from exc
         rt.dist.barrier()
     finally:
         rt.dist.close()
@@ -384,4 +394,5 @@ def _adopt_spooled(folder, rt, spooled: dict[str, Path]) -> None:
         shutil.copyfile(tmp, keep)
         value = getattr(rt.config, name)
         changes[name] = keep.resolve() if isinstance(value, Path) else str(keep.resolve())
+        folder.kept_inputs[name] = str(keep.resolve())
     rt.config = dataclasses.replace(rt.config, **changes)

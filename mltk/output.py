@@ -155,9 +155,12 @@ def _rich_table(title: str, columns: Sequence[Any], rows: list[Sequence[Any]]):
     from rich import box
     from rich.table import Table as RichTable
 
-    table = RichTable(title=title, box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False)
-    for col in columns:
-        table.add_column(str(col), overflow="fold")
+    table = RichTable(title=title, box=box.SQUARE, title_justify="left")
+    for j, col in enumerate(columns):
+        values = [row[j] for row in rows if row[j] is not None]
+        numeric = values and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                 for v in values)  # fmt: skip
+        table.add_column(str(col), overflow="fold", justify="right" if numeric else "left")
     for row in rows:
         table.add_row(*(_fmt(v) for v in row))
     return table

@@ -88,19 +88,37 @@ def _requirement_installed(req: str) -> bool:
         return False
 
 
+_HEADERS: dict[str, dict[str, list[str]]] = {}
+
+
+def _headers(dist: metadata.Distribution) -> dict[str, list[str]]:
+    """The METADATA headers of a distribution, parsed once. (`dist.metadata` parses the whole
+    file, long description included, on every access: a tenth of `mltk --help` went there.)"""
+    key = str(getattr(dist, "_path", id(dist)))
+    if key not in _HEADERS:
+        text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
+        headers: dict[str, list[str]] = {}
+        for line in text.split("\n\n", 1)[0].splitlines():
+            name, sep, value = line.partition(": ")
+            if sep and not line.startswith((" ", "\t")):
+                headers.setdefault(name, []).append(value.strip())
+        _HEADERS[key] = headers
+    return _HEADERS[key]
+
+
 def _extra_status(
     dist: metadata.Distribution | None, plugin: str
 ) -> tuple[str | None, bool | None]:
     """The extra named like the plugin, and whether all its requirements are installed."""
     if dist is None:
         return None, None
-    extras = dist.metadata.get_all("Provides-Extra") or []
-    if plugin not in extras:
+    headers = _headers(dist)
+    if plugin not in headers.get("Provides-Extra", []):
         return None, None
     markers = (f'extra=="{plugin}"', f"extra=='{plugin}'")
     reqs = [
         r
-        for r in dist.requires or []
+        for r in headers.get("Requires-Dist", [])
         if ";" in r and any(m in r.split(";", 1)[1].replace(" ", "") for m in markers)
     ]
     return plugin, all(_requirement_installed(r) for r in reqs)
@@ -139,8 +157,8 @@ def discover(extra_plugins: dict[str, Any] | None = None, *, warn: bool = True) 
         dist = getattr(ep, "dist", None)
         info = PluginInfo(name=ep.name, module=ep.value)
         if dist is not None:
-            info.distribution = dist.metadata["Name"]
-            info.version = dist.version
+            info.distribution = (_headers(dist).get("Name") or [None])[0]
+            info.version = (_headers(dist).get("Version") or [None])[0]
         info.extra, info.extra_installed = _extra_status(dist, ep.name)
         registry.plugins.append(info)
         try:

@@ -56,6 +56,7 @@ class RunDir:
         self.path = path
         self.plugin = plugin
         self.writable = writable and env_dist().is_main
+        self.kept_inputs: dict[str, str] = {}  # fields read from stdin -> the copy kept here
 
     @classmethod
     def create(
@@ -142,7 +143,7 @@ class RunDir:
         data = self.read_config() if (self.path / CONFIG_FILE).is_file() else {}
         data.pop("plugin", None)
         if config is not None:
-            data["config"] = to_dict(config)
+            data["config"] = {**to_dict(config), **self.kept_inputs}
         data.update(extras)
         self.write_config(data)
 

@@ -348,11 +348,7 @@ def _help(spec: Spec, default: Any) -> str:
 def _cli_type(spec: Spec) -> Any:
     if spec.type is bool:
         return Optional[bool]
-    if spec.type is int:
-        return Optional[int]
-    if spec.type is float:
-        return Optional[float]
-    return Optional[str]  # str, Path, Literal and lists: parsed and checked by the core
+    return Optional[str]  # numbers, paths, choices and lists: parsed and checked by the core
 
 
 def _param(spec: Spec, default: Any, name: str) -> inspect.Parameter:
@@ -378,9 +374,11 @@ def _param(spec: Spec, default: Any, name: str) -> inspect.Parameter:
         decls = [f"{flag}/--no-{flag[2:]}"]
     if spec.meta.get("short"):
         decls.append(spec.meta["short"])
+    choices = [str(c) for c in spec.choices or ()]
     info = typer.Option(
         None, *decls, help=help_text, show_default=False, rich_help_panel=panel,
-        metavar=None if spec.type in (bool, int, float) else _metavar(spec),
+        metavar=None if spec.type is bool else _metavar(spec),
+        autocompletion=(lambda: choices) if choices and not spec.is_list else None,
     )  # fmt: skip
     return inspect.Parameter(
         name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=_cli_type(spec)
@@ -395,7 +393,7 @@ def _metavar(spec: Spec) -> str:
         return "PATH"
     if spec.is_list:
         return "A,B,..."
-    return "TEXT"
+    return {int: "INTEGER", float: "NUMBER"}.get(spec.type, "TEXT")
 
 
 # the options that are not config keys: where the config comes from and where results go

@@ -116,3 +116,66 @@ def cli(tmp_path: Path, site: Path, monkeypatch, capsys) -> Cli:
     work = tmp_path / "work"
     work.mkdir()
     return Cli(site, tmp_path / "cache", work, monkeypatch, capsys)
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory):
+    """Small trained runs of tensor, timediff and aesam (pixart reads its shipped `tiny`), the
+    arguments that keep each verb fast, and files of every bad kind, for tests across plugins."""
+    import numpy as np
+
+    from mltk.cli import run
+
+    root = tmp_path_factory.mktemp("tiny-runs")
+    saved = {k: os.environ.get(k) for k in ("MLTK_CACHE_DIR", "MLTK_LOAD_PLUGINS")}
+    os.environ["MLTK_CACHE_DIR"] = str(root / "cache")
+    os.environ.pop("MLTK_LOAD_PLUGINS", None)
+    try:
+        for suffix in (".csv", ".npy", ".npz", ".txt", ".png", ".toml", ".json"):
+            (root / f"binary{suffix}").write_bytes(bytes(range(256)) * 8)
+            (root / f"empty{suffix}").write_bytes(b"")
+        (root / "folder").mkdir()
+        (root / "empty-folder").mkdir()
+        rows = ["date,a,b"] + [
+            f"2020-01-{1 + i // 24:02d} {i % 24:02d}:00:00,{np.sin(i / 4):.4f},{np.cos(i / 5):.4f}"
+            for i in range(240)
+        ]
+        (root / "series.csv").write_text("\n".join(rows) + "\n")
+        from sklearn.datasets import load_digits
+
+        np.savez(root / "digits.npz", x=(load_digits().images[:4] / 16).astype(np.float32))
+        (root / "micro.toml").write_text(
+            "num_layers = 1\nnum_heads = 2\nhead_dim = 16\ntext_dim = 32\ntext_layers = 1\n"
+            "text_heads = 2\ntext_ff = 64\ndataset_size = 32\nbatch_size = 8\nsteps = 1\n"
+            "log_every = 1\nsave_every = 1\nwarmup = 0\n"
+        )
+        fast = {
+            ("tensor", "complete"): ["--size", "12", "--path-steps", "2", "--stage-iters", "2",
+                                     "--max-iter", "3"],
+            ("timediff", "train"): ["--preset", "tiny", "--data", str(root / "series.csv"),
+                                    "--lookback", "24", "--horizon", "12", "--epochs", "1"],
+            ("aesam", "train"): ["--preset", "tiny", "--epochs", "1", "--limit-train", "64"],
+            ("pixart", "train"): ["--config", str(root / "micro.toml")],
+        }  # fmt: skip
+        fast[("tensor", "train")] = fast[("tensor", "complete")]
+        fast[("timediff", "forecast")] = fast[("timediff", "train")]
+        fast[("aesam", "compare")] = fast[("aesam", "train")] + ["--seeds", "1",
+                                                                 "--optimizers", "erm"]  # fmt: skip
+        runs = {"pixart": "tiny"}
+        for plugin in ("tensor", "timediff", "aesam"):
+            out = root / f"run-{plugin}"
+            args = [plugin, "train", *fast[(plugin, "train")], "--out", str(out), "--quiet"]
+            assert run(args) == 0, args
+            runs[plugin] = str(out)
+        fast[("timediff", "eval")] = ["--no-baselines"]
+        fast[("aesam", "predict")] = ["--input", str(root / "digits.npz")]
+        fast[("pixart", "eval")] = ["--prompts", "2", "--steps", "1"]
+        fast[("pixart", "generate")] = ["--steps", "1"]
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    positional = {("pixart", "generate"): ["a red circle"]}
+    return {"root": root, "fast": fast, "runs": runs, "positional": positional}

@@ -6,9 +6,14 @@ import statistics
 from typing import Any
 
 import numpy as np
-from mltk_plugins.aesam.config import AESAMConfig, CompareConfig, PredictConfig
-from mltk_plugins.aesam.data import Dataset, load_data, load_inputs, normalise
-from mltk_plugins.aesam.training import (
+
+from mltk.checkpoint import load_training_state
+from mltk.config import to_dict
+from mltk.errors import DataError, UsageError
+
+from .config import AESAMConfig, CompareConfig, PredictConfig
+from .data import Dataset, load_data, load_inputs, normalise
+from .training import (
     EpochRecord,
     TrainState,
     build_training,
@@ -18,10 +23,6 @@ from mltk_plugins.aesam.training import (
     steps_in_epoch,
     train,
 )
-
-from mltk.checkpoint import load_training_state
-from mltk.config import to_dict
-from mltk.errors import DataError, UsageError
 
 
 def _data_for(cfg: AESAMConfig, seed: int) -> Dataset:
@@ -120,7 +121,7 @@ def run_train(cfg: AESAMConfig, rt) -> dict[str, Any]:
 
 def _load_run(run, device):
     """(config, model with the trained weights, checkpoint meta) of a run folder."""
-    from mltk_plugins.aesam.models import build_model
+    from .models import build_model
 
     cfg = run.saved_config(AESAMConfig)
     try:

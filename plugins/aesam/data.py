@@ -117,7 +117,7 @@ def _npz_raw(path: Path):
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError) as exc:
         raise DataError(
             f"{path} is not a readable .npz file without pickled objects ({exc})"
         ) from exc
@@ -428,7 +428,7 @@ def load_inputs(
                     if key is None:
                         raise DataError(f"{p} needs an array named x")
                     arr = z[key]
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, EOFError) as exc:
             raise DataError(
                 f"{p} is not a readable array file without pickled objects ({exc})"
             ) from exc

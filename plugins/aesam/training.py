@@ -10,14 +10,15 @@ from typing import Any
 
 import numpy as np
 import torch
-from mltk_plugins.aesam.adaptive_switch import SwitchingSAM, make_optimizer
-from mltk_plugins.aesam.config import PRESETS, AESAMConfig, get_preset  # noqa: F401 (re-exported)
-from mltk_plugins.aesam.data import Dataset
-from mltk_plugins.aesam.models import build_model
 from torch import nn
 from torch.nn import functional as F
 
 from mltk.errors import DivergedError
+
+from .adaptive_switch import SwitchingSAM, make_optimizer
+from .config import PRESETS, AESAMConfig, get_preset  # noqa: F401 (re-exported)
+from .data import Dataset
+from .models import build_model
 
 
 @dataclass

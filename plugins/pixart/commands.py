@@ -176,9 +176,11 @@ def _prompt_embeddings(rt, bundle, folder: Path, texts: list[str], negative: str
 def read_prompts(cfg: GenerateConfig) -> list[str]:
     out = list(cfg.prompt)
     if cfg.prompts_file is not None:
-        lines = [
-            ln.strip() for ln in Path(cfg.prompts_file).read_text(errors="replace").splitlines()
-        ]
+        try:
+            text = Path(cfg.prompts_file).read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataError(f"--prompts-file {cfg.prompts_file} is not UTF-8 text") from exc
+        lines = [ln.strip() for ln in text.splitlines()]
         lines = [ln for ln in lines if ln]
         if not lines:
             raise DataError(f"--prompts-file {cfg.prompts_file} holds no prompts (it is empty)")

@@ -72,7 +72,7 @@ class PixArtConfig:
     steps: int = option(800, "Optimizer steps.", min=1, max=10**9, panel=TRAIN)
     batch_size: int = option(32, "Global batch size.", min=1, max=1_000_000, panel=TRAIN)
     lr: float = option(1e-3, "AdamW learning rate.", above=0, panel=TRAIN)
-    weight_decay: float = option(0.0, "AdamW weight decay.", min=0, panel=TRAIN)
+    weight_decay: float = option(0.0, "AdamW weight decay.", min=0, max=1e3, panel=TRAIN)
     warmup: int = option(100, "Linear warm-up steps.", min=0, panel=TRAIN)
     ema_decay: float = option(0.999, "EMA decay of the exported weights.", min=0, below=1,
                               panel=TRAIN)  # fmt: skip

@@ -100,6 +100,12 @@ def check(cfg: TensorConfig) -> None:
     """What the field declarations cannot say alone."""
     from mltk.errors import UsageError
 
+    if cfg.mask is not None and not str(cfg.data).lower().endswith((".npy", ".npz")):
+        raise UsageError(f"--mask marks the observed entries of a .npy/.npz tensor; "
+                         f"--data {cfg.data} is not one")  # fmt: skip
+    if cfg.shape is not None and not str(cfg.data).lower().endswith((".csv", ".parquet", ".pq")):
+        raise UsageError(f"--shape sizes a coordinate file (.csv/.parquet); --data {cfg.data} "
+                         "is not one")  # fmt: skip
     if cfg.lambda_search and cfg.lam:
         raise UsageError(
             "--lambda-search chooses lambda itself; drop --lambda (or --lambda-search)"

@@ -21,7 +21,8 @@ def load_series(cfg, out) -> data.Series:
     """The series named by --data, --date-col and --target."""
     source = cfg.data
     if source.lower() not in data.EMBEDDED and not Path(source).is_file():
-        raise DataError(f"the data file {source} does not exist")
+        what = "is a folder; give a CSV file" if Path(source).is_dir() else "does not exist"
+        raise DataError(f"the data file {source} {what}")
     target = list(cfg.target) if cfg.target else None
     return data.load_series(source, date_col=cfg.date_col, target=target, warn=out.warn)
 

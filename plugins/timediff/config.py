@@ -100,7 +100,7 @@ class TimeDiffConfig:
     epochs: int = option(10, "Maximum training epochs.", min=0, max=1_000_000, panel=TRAINING)
     batch_size: int = option(64, "Training batch size.", min=1, max=1_000_000, panel=TRAINING)
     lr: float = option(1e-3, "Adam learning rate.", above=0, panel=TRAINING)
-    weight_decay: float = option(0.0, "Adam weight decay.", min=0, max=1e6, panel=TRAINING)
+    weight_decay: float = option(0.0, "Adam weight decay.", min=0, max=1e3, panel=TRAINING)
     patience: int = option(
         3, "Early stopping: epochs without validation improvement.", min=0, max=1_000_000,
         panel=TRAINING,
