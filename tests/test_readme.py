@@ -48,3 +48,26 @@ def test_readme_holds_each_plugin_section_verbatim():
         assert section in readme, (
             f"README.md is out of date with docs/{plugin}.md: run docs/assemble_readme.py"
         )
+
+
+def test_the_python_examples_in_the_readme_run_as_printed(tmp_path):
+    """Each plugin's example under "From Python" runs as printed (one process, a fresh folder)."""
+    import os
+    import subprocess
+    import sys
+
+    section = README.split("### From Python", 1)[1].split("\n### ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert len(blocks) >= 5
+    for plugin in ("tensor", "timediff", "aesam", "pixart"):
+        assert any(f'mltk.run("{plugin}"' in b for b in blocks), plugin
+    script = "import torch; torch.set_num_threads(1)\n" + "\n".join(blocks)
+    env = {**os.environ, "MLTK_CACHE_DIR": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    env.pop("MLTK_LOAD_PLUGINS", None)
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.strip().splitlines()
+    assert lines[0].startswith("test RMSE ") and "forecast.csv" in lines[1]
+    assert [ln.split()[0] for ln in lines[2:4]] == ["sam", "aesam"]
+    assert lines[4].endswith("grid.png") and lines[5].split()[0] == "lsp"

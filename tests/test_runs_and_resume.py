@@ -138,3 +138,39 @@ def test_torchrun_two_processes_end_with_identical_weights(cli, tmp_path):
     # only rank 0 wrote the run folder: one line per step, not two
     lines = (cli.cwd / "ddp" / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 8
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_two_torchrun_nodes_end_with_identical_weights_and_one_run_folder(cli, tmp_path):
+    """Two launchers as two "nodes" on localhost (c10d rendezvous, one process each, gloo):
+    the weights agree on every rank and only global rank 0 writes the shared run folder."""
+    port = _free_port()
+    procs = []
+    for node in (0, 1):
+        prefix = [
+            sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node-rank",
+            str(node), "--nproc-per-node", "1", "--rdzv-backend", "c10d", "--rdzv-endpoint",
+            f"127.0.0.1:{port}", "--rdzv-id", "mltk-test", "-m", "mltk",
+        ]  # fmt: skip
+        procs.append(
+            cli.popen("toy", "train", "--steps", "8", "--out", "nodes", "--device", "cpu",
+                      "--threads", "1", "--dump-weights", str(tmp_path / "w{rank}.st"), "--json",
+                      prefix=prefix)  # fmt: skip
+        )
+    outs = [p.communicate(timeout=240) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err
+    results = [json.loads(out) for out, _ in outs if out.strip()]
+    assert len(results) == 1 and results[0]["world_size"] == 2  # one launcher printed
+    w0, w1 = _weights(tmp_path / "w0.st"), _weights(tmp_path / "w1.st")
+    for k in w0:
+        assert (w0[k] == w1[k]).all(), k
+    lines = (cli.cwd / "nodes" / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 8

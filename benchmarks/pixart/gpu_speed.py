@@ -145,7 +145,7 @@ def main() -> int:
     buf = io.StringIO()
     out_dir = Path(tempfile.mkdtemp(prefix="pixart-cli-"))
     with redirect_stdout(buf):
-        code = mltk_run(["pixart", "generate", *prompts, "-c", str(folder), "--device", dev.type, "--precision",
+        code = mltk_run(["pixart", "generate", str(folder), *prompts, "--device", dev.type, "--precision",
                          "bf16" if dtype == torch.bfloat16 else "fp32", "--batch-size", str(args.batch), "--steps", str(args.steps), "--out",
                          str(out_dir), "--json", "--quiet"],
                         extra_plugins=None if _installed() else {"pixart": pixart_plugin})  # fmt: skip

@@ -9,4 +9,4 @@ mltk pixart train --preset tiny --steps 1600 --save-every 400 --log-every 100 --
   --device cpu --threads 1 --json > "$work.train.json"
 rm -rf plugins/pixart/weights/tiny
 cp -r "$work/pipeline" plugins/pixart/weights/tiny
-mltk pixart eval --prompts 128 --device cpu --threads 1 --json | tee benchmarks/pixart/shipped_eval.json
+mltk pixart eval tiny --prompts 128 --device cpu --threads 1 --json | tee benchmarks/pixart/shipped_eval.json
