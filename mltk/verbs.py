@@ -81,6 +81,18 @@ def option(
     return field(default=default, metadata=meta)
 
 
+def overrides(cls: type, names: Sequence[str], *, note: str = "default: the run's") -> type:
+    """A dataclass of `cls`'s fields `names`, each optional (None: keep the run's value), with
+    their help, ranges and choices: the options a verb that reads a run may change of it."""
+    fields = []
+    for spec in specs(cls):
+        if spec.name in names:
+            meta = {**spec.meta, "help": f"{spec.meta.get('help', '').rstrip('.')} ({note})."}
+            tp = spec.type if spec.type is not Path else Path
+            fields.append((spec.name, Optional[tp], field(default=None, metadata=meta)))
+    return dataclasses.make_dataclass(f"{cls.__name__}Overrides", fields)
+
+
 @dataclass
 class Shared:
     """The keys every verb shares, spelled the same everywhere (also in TOML and config.json)."""

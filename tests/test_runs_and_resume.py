@@ -160,9 +160,22 @@ def test_two_torchrun_nodes_end_with_identical_weights_and_one_run_folder(cli, t
             f"127.0.0.1:{port}", "--rdzv-id", "mltk-test", "-m", "mltk",
         ]  # fmt: skip
         procs.append(
-            cli.popen("toy", "train", "--steps", "8", "--out", "nodes", "--device", "cpu",
-                      "--threads", "1", "--dump-weights", str(tmp_path / "w{rank}.st"), "--json",
-                      prefix=prefix)  # fmt: skip
+            cli.popen(
+                "toy",
+                "train",
+                "--steps",
+                "8",
+                "--out",
+                "nodes",
+                "--device",
+                "cpu",
+                "--threads",
+                "1",
+                "--dump-weights",
+                str(tmp_path / "w{rank}.st"),
+                "--json",
+                prefix=prefix,
+            )  # fmt: skip
         )
     outs = [p.communicate(timeout=240) for p in procs]
     for p, (out, err) in zip(procs, outs):

@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Literal, Optional
 
-from mltk.verbs import option
+from mltk.verbs import option, overrides
 
 DATA, MODEL, DIFFUSION, TRAINING = "Data", "Model", "Diffusion and sampling", "Training"
 SAMPLER = Literal["ddpm", "ddim"]
@@ -170,23 +170,7 @@ class ForecastConfig(TimeDiffConfig):
 
 
 @dataclass
-class EvalConfig:
-    data: Optional[str] = option(
-        None, "Evaluate on another CSV with the same channels (default: the run's data).",
-        dash=True, suffixes=(".csv",), panel=DATA,
-    )  # fmt: skip
-    date_col: Optional[str] = option(None, "Date column of --data.", panel=DATA)
-    target: Optional[tuple[str, ...]] = option(None, "Channels of --data.", panel=DATA)
-    split: Optional[Literal["auto", "ratio", "ett-hourly", "ett-15min"]] = option(
-        None, "Split scheme (default: the run's).", panel=DATA
-    )
-    samples: Optional[int] = option(
-        None, "Forecasts drawn per window (default: the run's).", min=1, max=100_000
-    )
-    sampler: Optional[SAMPLER] = option(None, "ddim | ddpm (default: the run's).")
-    sample_steps: Optional[int] = option(
-        None, "DDIM steps (default: the run's).", min=1, max=100_000
-    )
+class EvalConfig(overrides(TimeDiffConfig, ("data", "date_col", "target", "split", *SAMPLING))):
     dlinear_seeds: int = option(3, "DLinear baselines trained (seeds 0..N-1).", min=0, max=100)
     baselines: bool = option(True, "Score the baselines too (--no-baselines: TimeDiff only).")
 
