@@ -178,7 +178,7 @@ def test_two_torchrun_nodes_end_with_identical_weights_and_one_run_folder(cli, t
             )  # fmt: skip
         )
     outs = [p.communicate(timeout=240) for p in procs]
-    for p, (out, err) in zip(procs, outs):
+    for p, (_, err) in zip(procs, outs):
         assert p.returncode == 0, err
     results = [json.loads(out) for out, _ in outs if out.strip()]
     assert len(results) == 1 and results[0]["world_size"] == 2  # one launcher printed
