@@ -1,11 +1,14 @@
 """Copy each plugin's section (docs/<plugin>.md) and the start-up table into README.md.
 
-Run after editing a plugin's docs: `python docs/assemble_readme.py`. tests/test_readme.py checks
-that README.md holds every section verbatim.
+Run after editing a plugin's docs or re-running a benchmark: `python docs/assemble_readme.py`.
+It first rewrites the generated blocks (`<!-- table: NAME -->`) of each plugin's docs from the
+benchmarks' JSON (docs/tables.py), then copies the docs. tests/test_readme.py checks that
+README.md holds every section verbatim, tests/test_docs_tables.py that the blocks match the JSON.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -19,6 +22,14 @@ def _between(text: str, start: str, end: str, body: str) -> str:
     head, rest = text.split(start, 1)
     tail = rest.split(end, 1)[1] if end in rest else rest
     return f"{head}{start}\n{body.strip()}\n{end}{tail}"
+
+
+def load_tables():
+    """docs/tables.py, loaded by path (a plain `import tables` could find PyTables instead)."""
+    spec = importlib.util.spec_from_file_location("mltk_docs_tables", ROOT / "docs" / "tables.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def startup_table() -> str:
@@ -35,6 +46,10 @@ def startup_table() -> str:
 
 
 def main() -> None:
+    tables = load_tables()
+    for p in PLUGINS:
+        if tables.refresh(ROOT / "docs" / f"{p}.md"):
+            print(f"docs/{p}.md: generated tables updated from the benchmarks' JSON")
     readme = (ROOT / "README.md").read_text()
     sections = "\n\n".join((ROOT / "docs" / f"{p}.md").read_text().strip() for p in PLUGINS)
     readme = _between(readme, START, END, sections)

@@ -251,7 +251,7 @@ def run_verb(plugin: str, verb: str, values: dict[str, Any]) -> dict[str, Any]:
 def execute(call: Call, *, python: bool = False) -> dict[str, Any] | None:
     from mltk.output import SCHEMA_VERSION, jsonable
     from mltk.runs import RunDir
-    from mltk.runtime import setup
+    from mltk.runtime import setup, third_party_quiet
 
     verb, cfg, shared = call.verb, call.config, call.shared
     resumed = None
@@ -277,6 +277,7 @@ def execute(call: Call, *, python: bool = False) -> dict[str, Any] | None:
         cfg = _spool_stdin(verb, cfg, spooled)
         rt.config = cfg
         record = _record(call, shared)
+        record["resolved"] = {"device": str(rt.device), "dtype": str(rt.dtype).split(".")[-1]}
         if resumed is not None:
             rt._run, rt.resumed = resumed, True
         elif verb.run in ("new", "read?"):
@@ -304,7 +305,8 @@ def execute(call: Call, *, python: bool = False) -> dict[str, Any] | None:
         opener = verb.open_run or (lambda path: RunDir.open(path, plugin=verb.plugin))
         rt.sources = [opener(path) for path in call.runs]
         try:
-            data = verb.body(cfg, rt)
+            with third_party_quiet(call.quiet):
+                data = verb.body(cfg, rt)
         except EOFError as exc:  # click would report it as an interrupt ("aborted", exit 130)
             raise DataError(
                 f"an input file ended early (is it empty or cut short?): {exc}"

@@ -8,8 +8,9 @@ for what predict-like verbs write).
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
+from functools import partialmethod
 from typing import Any
 
 from mltk.device import Dist
@@ -102,8 +103,6 @@ def setup(
         if not 1 <= threads <= 4096:
             raise UsageError(f"--threads {threads} must be between 1 and 4096")
         torch.set_num_threads(threads)
-    if quiet:
-        quiet_third_party()
     dist = env_dist()
     dev = resolve_device(device, local_rank=dist.local_rank if dist.enabled else None)
     if precision == "auto" and auto_precision is not None:
@@ -119,20 +118,39 @@ def setup(
     return Runtime(device=dev, dtype=dtype, dist=dist, out=out, seed=seed)
 
 
-def quiet_third_party() -> None:
+@contextmanager
+def third_party_quiet(enabled: bool = True):
     """--quiet also silences the progress bars and notices of tokenizers, transformers,
-    diffusers and the hub (they read these variables when they are imported, inside bodies)."""
+    diffusers and the hub while a verb runs (and restores them after: a notebook keeps its
+    bars)."""
+    if not enabled:
+        yield
+        return
     import os
 
-    for key, value in (
-        ("TQDM_DISABLE", "1"),
-        ("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
-        ("TRANSFORMERS_VERBOSITY", "error"),
-        ("DIFFUSERS_VERBOSITY", "error"),
-        ("TOKENIZERS_PARALLELISM", "false"),
-    ):
-        os.environ.setdefault(key, value)
-    import sys
+    env = {
+        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+        "TRANSFORMERS_VERBOSITY": "error",
+        "DIFFUSERS_VERBOSITY": "error",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    patched = None
+    try:  # tqdm draws the bars of diffusers, transformers and the hub
+        import tqdm
 
-    if "diffusers" in sys.modules:  # already imported in this process: switch it off directly
-        sys.modules["diffusers"].utils.logging.disable_progress_bar()
+        patched = tqdm.tqdm.__init__
+        tqdm.tqdm.__init__ = partialmethod(patched, disable=True)
+    except ImportError:
+        pass
+    try:
+        yield
+    finally:
+        if patched is not None:
+            tqdm.tqdm.__init__ = patched
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

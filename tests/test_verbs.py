@@ -317,3 +317,22 @@ def test_version_and_short_help(cli):
     r = cli("--version")
     assert r.code == 0 and r.stdout.strip() == f"mltk {__version__}"
     assert cli("-h").code == 0 and "Usage" in cli("-h").stdout
+
+
+def test_quiet_silences_third_party_progress_bars_only_while_a_verb_runs():
+    import tqdm
+
+    from mltk.runtime import third_party_quiet
+
+    def bar_text() -> str:
+        buf = io.StringIO()
+        for _ in tqdm.tqdm(range(3), file=buf):
+            pass
+        return buf.getvalue()
+
+    with third_party_quiet(True):
+        assert bar_text() == ""
+        import os
+
+        assert os.environ["TRANSFORMERS_VERBOSITY"] == "error"
+    assert "3/3" in bar_text()  # restored afterwards (a notebook keeps its bars)

@@ -107,6 +107,7 @@ def main(argv: list[str] | None = None) -> dict:
                     rho=rho if name != "erm" else 0.05,
                     **extra,
                 ).validate()
+                torch.manual_seed(seed)
                 state = build_training(cfg, data, dev, seed)
                 train(cfg, data, state, device=dev, seed=seed)
                 _, acc_noisy = evaluate(state.model, data.x_test, data.y_test, dev)

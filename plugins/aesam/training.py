@@ -60,8 +60,8 @@ class TrainState:
 def build_training(
     cfg: AESAMConfig, data: Dataset, device: torch.device, seed: int, *, world_size: int = 1
 ) -> TrainState:
-    """Model, optimizer (with the chosen switching policy) and LR schedule for ``cfg``."""
-    torch.manual_seed(seed)
+    """Model, optimizer (with the chosen switching policy) and LR schedule for ``cfg``; the
+    model's initial weights come from torch's global generator (seeded by the caller)."""
     model = build_model(cfg.model, data.input_shape, len(data.classes), cfg.width).to(device)
     steps_per_epoch = steps_in_epoch(len(data.y_train), cfg.batch_size, world_size)
     total = steps_per_epoch * cfg.epochs
@@ -254,6 +254,7 @@ def quick_run(cfg: AESAMConfig, data: Dataset, seed: int, device: str = "cpu") -
     """Train once in this process, no files: the numbers the benchmark tabulates."""
     dev = torch.device(device)
     cfg.validate()
+    torch.manual_seed(seed)  # several runs in one process: each starts from its seed
     state = build_training(cfg, data, dev, seed)
     t0, c0 = time.perf_counter(), time.process_time()
     train(cfg, data, state, device=dev, seed=seed)

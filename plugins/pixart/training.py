@@ -426,6 +426,7 @@ def run_training(
     summary = {
         "stage": cfg.stage,
         "kind": kind,
+        "parameters": sum(p.numel() for p in model.parameters()),
         "steps": step,
         "images": n,
         "skipped_images": data.skipped,

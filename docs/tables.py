@@ -1,0 +1,697 @@
+"""Every measured table in the plugin docs, generated from the JSON its benchmark wrote.
+
+In docs/<plugin>.md a generated block is the text between a line ``<!-- table: NAME -->`` and a
+line ``<!-- /table -->`` (both indented like the block, inside a list item). ``generate(NAME)``
+returns that text exactly; ``refresh(path)`` rewrites every block of a file from its generator
+(docs/assemble_readme.py runs it before copying the docs into README.md), and
+tests/test_docs_tables.py checks that the docs hold what the JSON gives. Tables that hold no
+measurement stay hand-written: their header lines are in ``DESCRIPTIVE``.
+
+    python docs/tables.py              # list the names
+    python docs/tables.py NAME ...     # print those blocks
+    python docs/tables.py --refresh    # rewrite the blocks of the four plugin docs
+
+Standard library only (json, math, statistics, pathlib): no torch, numpy or plugin import. A
+generator reads its JSON with every object's missing key an error (``TableError``), so a JSON
+that lacks what a table shows fails loudly instead of printing a blank.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "benchmarks"
+DOCS = [ROOT / "docs" / f"{p}.md" for p in ("tensor", "timediff", "aesam", "pixart")]
+
+# Hand-written tables: what the plugin does, options, data sources. No measured number.
+DESCRIPTIVE = [
+    "| paper | module | what it does |",
+    "| preset | denoiser | diffusion / sampling | training | for |",
+    "| setting | default | where it comes from |",
+    "| source | what `--data-path` points at |",
+    "| stage | what it trains | starts from |",
+]
+
+OPEN, CLOSE = "<!-- table: ", "<!-- /table -->"
+
+
+def _opening(line: str) -> str | None:
+    """The block name if the line is an opening marker (indentation allowed), else None."""
+    s = line.strip()
+    if s.startswith(OPEN) and s.endswith(" -->"):
+        name = s[len(OPEN) : -len(" -->")]
+        return name if name and " " not in name else None
+    return None
+
+
+def _closing(line: str) -> bool:
+    return line.strip() == CLOSE
+
+
+def _separator(line: str) -> bool:
+    """A markdown table's second line: | --- | :--: | ... |"""
+    s = line.strip()
+    if len(s) < 2 or not (s.startswith("|") and s.endswith("|")):
+        return False
+    cells = [c.strip().strip(":") for c in s[1:-1].split("|")]
+    return all(len(c) >= 3 and set(c) == {"-"} for c in cells)
+
+
+class TableError(Exception):
+    """A generator's JSON lacks what the table shows, or a docs file's markers are broken."""
+
+
+class _Strict(dict):
+    """A JSON object whose missing key raises with the file it came from."""
+
+    source = "?"
+
+    def __missing__(self, key):
+        raise TableError(f"{self.source} has no key {key!r}")
+
+
+def _load(bench: Path, rel: str):
+    path = bench / rel
+    if not path.is_file():
+        raise TableError(f"{path} does not exist")
+
+    def hook(d):
+        obj = _Strict(d)
+        obj.source = f"benchmarks/{rel}"
+        return obj
+
+    return json.loads(path.read_text(), object_hook=hook)
+
+
+_GENERATORS: dict = {}
+
+
+def _table(name: str):
+    def register(fn):
+        _GENERATORS[name] = fn
+        return fn
+
+    return register
+
+
+def generate(name: str, bench: Path | None = None) -> str:
+    """The markdown text of block NAME, from the JSON under ``bench`` (default benchmarks/)."""
+    if name not in _GENERATORS:
+        raise TableError(f"no table generator {name!r}; known: {', '.join(NAMES)}")
+    return _GENERATORS[name](Path(bench) if bench is not None else BENCH)
+
+
+def _indent(lines: list[str], pad: str = "  ") -> str:
+    return "\n".join(pad + ln if ln else ln for ln in lines)
+
+
+def _wrap(text: str, width: int = 100) -> str:
+    """A paragraph broken at spaces into lines of at most ``width`` characters, as the docs are
+    (never inside a `code span`)."""
+    words: list[str] = []
+    for word in text.split(" "):
+        if words and words[-1].count("`") % 2:
+            words[-1] += " " + word
+        else:
+            words.append(word)
+    lines, line = [], ""
+    for word in words:
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    return "\n".join(lines + [line])
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+# ------------------------------------------------------------------------------------ tensor
+# As in benchmarks/tensor/images.py (METHODS, DEFAULT_CAP, cap_of, label, the table in main);
+# tests/test_docs_tables.py checks that METHODS is the same list.
+TENSOR_METHODS = [
+    "nort-lsp",
+    "nort-capped-l1",
+    "dense-pa-lsp",
+    "convex",
+    "tl-parafac",
+    "tl-tucker",
+    "tl-robust_pca",
+]
+TENSOR_DEFAULT_CAP = 100
+
+
+def _tensor_images(bench: Path, image: str, size: int) -> str:
+    rows = _load(bench, "tensor/images.json")
+
+    def cap(r):
+        return r.get("path", {}).get("max_rank", TENSOR_DEFAULT_CAP)
+
+    def label(r):
+        if cap(r) == TENSOR_DEFAULT_CAP:
+            return r["method"]
+        if r["method"].startswith("nort"):
+            return f"{r['method']}, rank cap {cap(r)}"
+        return f"{r['method']}, on that path"
+
+    mine = [
+        r
+        for r in rows
+        if r.get("size") == size
+        and r.get("image", "astronaut") == image
+        and r.get("device", "cpu") == "cpu"
+    ]
+    if not mine:
+        raise TableError(
+            f"benchmarks/tensor/images.json has no cpu rows for {image} at size {size}"
+        )
+    mine.sort(
+        key=lambda r: (
+            -r["observed"],
+            cap(r),
+            TENSOR_METHODS.index(r["method"]) if r["method"] in TENSOR_METHODS else 99,
+        )
+    )
+    side = f"{size} px longest side" if size else "original size"
+    lines = [
+        f"{image}, {side}, 2 shared CPU cores, 1 thread per method",
+        "",
+        "| observed | method | test RMSE | PSNR (dB) | CPU time (s) | wall time (s) "
+        "| peak memory above data (MB) | chosen |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in mine:
+        if "error" in r:
+            lines.append(f"| {r['observed']:.0%} | {label(r)} | failed: {r['error']} | | | | | |")
+            continue
+        chosen = r.get("lambda", r.get("chosen", ""))
+        chosen = f"{chosen:.3g}" if isinstance(chosen, float) else chosen
+        lines.append(
+            f"| {r['observed']:.0%} | {label(r)} | {r['test_rmse']:.4f} | "
+            f"{20 * math.log10(1 / r['test_rmse']):.2f} | {r['cpu_seconds']:.1f} | "
+            f"{r['seconds']:.1f} | {r['peak_memory_mb'] - r['baseline_memory_mb']:.0f} | {chosen} |"
+        )
+    return "\n".join(lines)
+
+
+for _image, _size, _name in (
+    ("retina", 0, "tensor-images-retina-full"),
+    ("retina", 256, "tensor-images-retina-256"),
+    ("astronaut", 256, "tensor-images-astronaut-256"),
+    ("astronaut", 512, "tensor-images-astronaut-512"),
+):
+    _table(_name)(lambda bench, i=_image, s=_size: _tensor_images(bench, i, s))
+
+
+@_table("tensor-rank-cost")
+def _tensor_rank_cost(bench: Path) -> str:
+    """benchmarks/tensor/rank_cost.py's rows, the doc's shorter columns, in a list item."""
+    res = _load(bench, "tensor/rank_cost.json")
+    lines = [
+        "| ranks reached (modes 1, 2) | dense PA (s / iteration) | NORT, 1 power iteration "
+        "| NORT, 2 power iterations | dense / NORT (1) | dense / NORT (2) |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in res["rows"]:
+        ranks = ", ".join(str(x) for x in r["dense_ranks"][:2])
+        lines.append(
+            f"| {ranks} | {r['dense_s']:.2f} | {r['nort_1_s']:.2f} | {r['nort_2_s']:.2f} | "
+            f"{r['dense_s'] / r['nort_1_s']:.1f}x | {r['dense_s'] / r['nort_2_s']:.1f}x |"
+        )
+    return _indent(lines)
+
+
+@_table("tensor-scale")
+def _tensor_scale(bench: Path) -> str:
+    """benchmarks/tensor/scale.py's table."""
+    rows = _load(bench, "tensor/scale.json")
+    lines = [
+        "Synthetic CP rank-5 cubes, capped-l1, rank caps 5, fixed iteration budget, 1 thread, "
+        "float64",
+        "",
+        "| side n | solver | observed entries | dense cube (float64) | iterations | "
+        "CPU s / iteration | wall s / iteration | test RMSE (signal std) | peak memory |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(rows, key=lambda r: (r["n"], r["solver"])):
+        if "error" in r:
+            lines.append(f"| {r['n']} | {r['solver']} | | | | failed: {r['error']} | | | |")
+            continue
+        lines.append(
+            f"| {r['n']} | {r['solver']} | {r['observed']:,} | {r['dense_cube_gb']:.2f} GB | "
+            f"{r['iterations']} | {r['cpu_seconds_per_iter']:.2f} | {r['seconds_per_iter']:.2f} | "
+            f"{r['test_rmse']:.4f} ({r['signal_std']:.4f}) | {r['peak_memory_mb'] / 1024:.2f} GB |"
+        )
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------- timediff
+def _timediff_results(bench: Path, dataset: str) -> str:
+    """benchmarks/timediff/run_benchmark.py --report, one dataset."""
+    res = _load(bench, f"timediff/results_{dataset}.json")
+    lines = [
+        f"**{res['dataset'].upper()}**, horizon {res['horizon']}, lookback {res['lookback']} "
+        f"(chosen on validation), {res['test_windows']} test windows",
+        "",
+        "| model | runs | MSE (mean ± std) | MAE | CRPS | wall s / run |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in res["rows"]:
+        runs = r.get("runs", 1)
+        std = f" ± {r['mse_std']:.4f}" if runs > 1 else ""
+        secs = f"{r['seconds_per_run']:.0f}" if "seconds_per_run" in r else "-"
+        lines.append(
+            f"| {r['model']} | {runs} | {r['mse']:.4f}{std} | {r['mae']:.4f} | "
+            f"{r['crps']:.4f} | {secs} |"
+        )
+    return "\n".join(lines)
+
+
+for _dataset in ("etth1", "etth2"):
+    _table(f"timediff-results-{_dataset}")(lambda bench, d=_dataset: _timediff_results(bench, d))
+
+
+@_table("timediff-regularised")
+def _timediff_regularised(bench: Path) -> str:
+    """benchmarks/timediff/regularised.py --report, in a list item."""
+    rows = _load(bench, "timediff/regularised_results.json")["rows"]
+    lines = [
+        "| data | variant | validation MSE, epoch 0 (AR-init) | best trained epoch | "
+        "TimeDiff test MSE | AR-init test MSE |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        v = r["val_mse_by_epoch"]
+        best = min(range(1, len(v)), key=v.__getitem__)
+        lines.append(
+            f"| {r['dataset']} | {r['variant']} | {v[0]:.4f} | {v[best]:.4f} (epoch {best}) | "
+            f"{r['test_mse']:.4f} | {r['ar_init_test_mse']:.4f} |"
+        )
+    return _indent(lines)
+
+
+def _sci(x: float) -> str:
+    """1000.0 -> 1e3."""
+    mantissa, exponent = f"{x:.0e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+@_table("timediff-ar-penalty")
+def _timediff_ar_penalty(bench: Path) -> str:
+    """The AR-init penalty the benchmark tables ran with against the per-row default
+    (benchmarks/timediff/ar_penalty.py), and the AR-init rows under each."""
+    pen = _load(bench, "timediff/ar_penalty.json")
+    rows = {d["dataset"]: d for d in pen["datasets"]}
+    names = ("etth1", "etth2")
+    old, new = [], []
+    missing = [n for n in names if n not in rows]
+    if missing:
+        raise TableError(f"benchmarks/timediff/ar_penalty.json has no dataset {missing[0]!r}")
+    for name in names:
+        res = _load(bench, f"timediff/results_{name}.json")
+        full = _load(bench, f"timediff/fullbudget_results_{name}.json")
+        if full["config"]["ar_ridge"] != rows[name]["ar_ridge_per_row"]:
+            raise TableError(
+                f"benchmarks/timediff/fullbudget_results_{name}.json ran with ar_ridge "
+                f"{full['config']['ar_ridge']}, ar_penalty.json has {rows[name]['ar_ridge_per_row']}"
+            )
+        if full["lookback"] != rows[name]["lookback"] or res["lookback"] != rows[name]["lookback"]:
+            raise TableError(f"{name}: the lookbacks of the results and ar_penalty.json differ")
+        old.append(res["config"]["ar_ridge"])
+        ar = [
+            next((r for r in j["rows"] if r["model"] == "AR-init alone"), None) for j in (res, full)
+        ]
+        if None in ar:
+            raise TableError(f"{name}: a results JSON has no 'AR-init alone' row")
+        if f"{ar[0]['mse']:.4f}" != f"{ar[1]['mse']:.4f}":
+            raise TableError(f"{name}: the AR-init rows differ at four decimals; edit the sentence")
+        new.append(ar[1]["mse"])
+    if len(set(old)) != 1:
+        raise TableError("results_etth1.json and results_etth2.json ran with different ar_ridge")
+    penalties = " and ".join(
+        f"{rows[n]['absolute_penalty']:,.0f} on {n.replace('etth', 'ETTh')}" for n in names
+    )
+    lookbacks = ", ".join(str(rows[n]["lookback"]) for n in names)
+    mses = ", ".join(f"{m:.4f}" for m in new)
+    return _wrap(
+        f"The tables below ran with the AR-init penalty as an absolute {_sci(old[0])}; the "
+        f"per-row default that replaced it ({rows[names[0]]['ar_ridge_per_row']:g} per window "
+        f"and channel) gives {penalties} (`benchmarks/timediff/ar_penalty.py` → "
+        f"`ar_penalty.json`), the same lookbacks ({lookbacks}), and the same AR-init rows to four "
+        f"decimals ({mses}: the `AR-init alone` rows come from `commands.ar_predictor`, which the "
+        "benchmark calls; its TimeDiff rows were not re-run)."
+    )
+
+
+# ------------------------------------------------------------------------------------- aesam
+def _aesam_settings(s: dict) -> str:
+    """bench_digits.py:fmt_settings."""
+    parts = []
+    if "rho" in s:
+        parts.append(f"rho {s['rho']:g}")
+    if "lambda2" in s:
+        parts.append(f"lambda {s['lambda2']:g} -> {s['lambda1']:g}")
+    if "delta" in s:
+        parts.append(f"d {s['delta']:g}")
+    if "k" in s:
+        parts.append(f"k {s['k']}")
+    return ", ".join(parts) or "-"
+
+
+@_table("aesam-digits-summary")
+def _aesam_summary(bench: Path) -> str:
+    """benchmarks/aesam/bench_digits.py:markdown, its first table."""
+    res = _load(bench, "aesam/bench_digits.json")
+    lines = [
+        f"digits, MLP, {res['config']['epochs']} epochs, {res['seeds']} seeds "
+        "(mean +- std of test accuracy)",
+        "",
+        "| label noise | optimizer | settings | test accuracy | SAM fraction | grad evals | "
+        "grad evals / SAM | wall time / SAM | CPU time / SAM |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in res["summary"]:
+        lines.append(
+            f"| {r['noise']:.0%} | {r['row']} | {_aesam_settings(r['settings'])} | "
+            f"{100 * r['acc_mean']:.2f} +- {100 * r['acc_std']:.2f} | "
+            f"{r['sam_fraction']:.3f} | {r['grad_evals']:.0f} | {r['grad_evals_vs_sam']:.2f} | "
+            f"{r['wall_vs_sam']:.2f} | {r['cpu_vs_sam']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+@_table("aesam-digits-goals")
+def _aesam_goals(bench: Path) -> str:
+    """benchmarks/aesam/bench_digits.py:markdown, its second table."""
+    res = _load(bench, "aesam/bench_digits.json")
+    lines = [
+        "| label noise | AE-SAM within SAM's spread (AE-SAM - SAM) | AE-SAM grad evals <= 0.6x SAM "
+        "| AE-SAM above SS-SAM, same fraction and rho | AE-SAM above SS-SAM, same fraction, "
+        "SS-SAM's own rho |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for g in res["goals"]:
+        lines.append(
+            f"| {g['noise']:.0%} | {_yes(g['aesam_within_sam_spread'])} "
+            f"({100 * g['aesam_minus_sam']:+.2f}) | "
+            f"{_yes(g['aesam_grad_evals_at_most_0.6x_sam'])} | "
+            f"{_yes(g['aesam_above_sssam_same_fraction_same_rho'])} "
+            f"({100 * g['aesam_minus_sssam_same_rho']:+.2f}) | "
+            f"{_yes(g['aesam_above_sssam_same_fraction_own_rho'])} "
+            f"({100 * g['aesam_minus_sssam_own_rho']:+.2f}) |"
+        )
+    return "\n".join(lines)
+
+
+# bench_digits.json written before the script stored "test_images" lacks it. The test split is
+# fixed: mltk_plugins.aesam.data._split keeps round(0.25 * n) images of each class of
+# scikit-learn's 1,797 digits (classes 0-9 below), 450 in all -- what `bench_digits.py --report`
+# counts with load_data("digits").
+DIGITS_CLASS_SIZES = (178, 182, 177, 183, 181, 182, 181, 179, 174, 180)
+DIGITS_TEST_IMAGES = sum(int(round(0.25 * n)) for n in DIGITS_CLASS_SIZES)
+AESAM_PAIRS = (
+    ("aesam", "sam"),
+    ("aesam, paper lambda 1 -> -1", "sam"),
+    ("aesam", "sssam, same fraction"),
+)
+
+
+@_table("aesam-digits-paired")
+def _aesam_paired(bench: Path) -> str:
+    """benchmarks/aesam/bench_digits.py:paired_markdown."""
+    res = _load(bench, "aesam/bench_digits.json")
+    n_img = res.get("test_images") or DIGITS_TEST_IMAGES
+    lines = [
+        f"Paired differences on the same seed, in points of test accuracy ({n_img} test images; "
+        f"one image is {100 / n_img:.2f} points)",
+        "",
+        "| label noise | difference | mean +- standard error | per seed, in test images |",
+        "| --- | --- | --- | --- |",
+    ]
+    for noise, runs in res["runs"].items():
+        for a, b in AESAM_PAIRS:
+            d = [100 * (x["test_acc"] - y["test_acc"]) for x, y in zip(runs[a], runs[b])]
+            se = statistics.stdev(d) / len(d) ** 0.5 if len(d) > 1 else 0.0
+            imgs = ", ".join(f"{round(v * n_img / 100):+d}" for v in d)
+            lines.append(
+                f"| {float(noise):.0%} | {a} - {b} | {statistics.fmean(d):+.2f} +- {se:.2f} | "
+                f"{imgs} |"
+            )
+    return "\n".join(lines)
+
+
+@_table("aesam-gpu-resnet18")
+def _aesam_gpu(bench: Path) -> str:
+    """benchmarks/aesam/gpu_resnet18.py's table, the doc's columns."""
+    res = _load(bench, "aesam/gpu_resnet18.json")
+    lines = [
+        "| optimizer | SAM fraction | grad evals / SAM | train wall s | wall / SAM |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for r in res["runs"]:
+        # gpu_resnet18.py runs sssam with --p 0.5 (not stored in the JSON)
+        name = "sssam (p 0.5)" if r["optimizer"] == "sssam" else r["optimizer"]
+        lines.append(
+            f"| {name} | {r['sam_fraction']:.3f} | {r['grad_evals_vs_sam']:.2f} | "
+            f"{r['wall_s']:.1f} | {r['wall_vs_sam']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+@_table("aesam-cpu-width")
+def _aesam_width(bench: Path) -> str:
+    """gpu_resnet18.py --device cpu at widths 32 and 64 (cpu_resnet18_w*.json)."""
+    lines = [
+        "| width | ERM test acc | SAM test acc | SAM wall / ERM |",
+        "| --- | --- | --- | --- |",
+    ]
+    for width in (32, 64):
+        res = _load(bench, f"aesam/cpu_resnet18_w{width}.json")
+        runs = {r["optimizer"]: r for r in res["runs"]}
+        erm, sam = runs.get("erm"), runs.get("sam")
+        if erm is None or sam is None:
+            raise TableError(f"benchmarks/aesam/cpu_resnet18_w{width}.json lacks an erm or sam run")
+        lines.append(
+            f"| {res['width']} | {erm['test_acc']:.3f} | {sam['test_acc']:.3f} | "
+            f"{sam['wall_s'] / erm['wall_s']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------ pixart
+@_table("pixart-cpu-speed")
+def _pixart_cpu(bench: Path) -> str:
+    """benchmarks/pixart/gpu_speed.py --cpu (cpu_speed.json)."""
+    res = _load(bench, "pixart/cpu_speed.json")
+    sec, ips = res["seconds_per_batch"], res["images_per_second"]
+    same = "yes" if res["identical_images"] else f"no, max diff {res['max_abs_pixel_diff']}"
+    return "\n".join(
+        [
+            "| runner | s / batch | images / s | identical to diffusers |",
+            "| --- | --- | --- | --- |",
+            f"| diffusers PixArtAlphaPipeline | {sec['diffusers']:.3f} | {ips['diffusers']:.2f} | - |",
+            f"| mltk pixart generate (in-process) | {sec['mltk']:.3f} | {ips['mltk']:.2f} | {same} |",
+            "| mltk pixart generate (CLI, `--json` images_per_second) | - | "
+            f"{res['cli_images_per_second']:.2f} | {_yes(res['cli_identical_to_diffusers'])} |",
+        ]
+    )
+
+
+@_table("pixart-cpu-ratio")
+def _pixart_cpu_ratio(bench: Path) -> str:
+    """The stored ratio (mltk images/s over diffusers', from the medians) and its range over the
+    repeats: per repeat, diffusers' seconds over mltk's (gpu_speed.py times the two in turn)."""
+    res = _load(bench, "pixart/cpu_speed.json")
+    runs = res["runs"]
+    per = [d / m for d, m in zip(runs["diffusers"], runs["mltk"])]
+    if not per:
+        raise TableError("benchmarks/pixart/cpu_speed.json has no repeats in 'runs'")
+    return _wrap(
+        f"Ratio mltk / diffusers: {res['ratio_mltk_over_diffusers']:.2f} ({min(per):.2f} to "
+        f"{max(per):.2f} over the {len(per)} repeats on the shared machine: it is the same work, "
+        "so about the same speed; mltk's loop runs under `torch.inference_mode` and keeps prompt "
+        "features on the device)."
+    )
+
+
+@_table("pixart-gpu-speed")
+def _pixart_gpu(bench: Path) -> str:
+    """benchmarks/pixart/gpu_speed.sh on an H200 (gpu_speed_h200.json)."""
+    res = _load(bench, "pixart/gpu_speed_h200.json")
+    sec, ips = res["seconds_per_batch"], res["images_per_second"]
+    return "\n".join(
+        [
+            f"| runner | s / batch (median of {len(res['runs']['diffusers'])}) | images / s |",
+            "| --- | --- | --- |",
+            f"| diffusers PixArtAlphaPipeline | {sec['diffusers']:.3f} | {ips['diffusers']:.1f} |",
+            f"| mltk pixart generate (in-process) | {sec['mltk']:.3f} | {ips['mltk']:.1f} |",
+            f"| mltk pixart generate (CLI, `--json`) | - | {res['cli_images_per_second']:.1f} |",
+        ]
+    )
+
+
+@_table("pixart-efficiency")
+def _pixart_efficiency(bench: Path) -> str:
+    """benchmarks/pixart/efficiency.py --table (print_table), the doc's labels."""
+    res = _load(bench, "pixart/efficiency.json")
+    results, args = res["results"], res["args"]
+    steps = [c["step"] for c in next(iter(results.values()))[0]["curve"]]
+
+    def mean(xs):
+        return sum(xs) / len(xs)
+
+    lines = [
+        f"| recipe (stage 2 on) | stage-2 steps to colour acc >= {args['threshold']} (per seed) | "
+        + " | ".join(f"colour @{s}" for s in steps)
+        + " | position | count | all |",
+        "| --- | --- | " + " | ".join("---" for _ in steps) + " | --- | --- | --- |",
+    ]
+    for arm, rows in results.items():
+        reach = ", ".join(
+            str(r["steps_to_threshold"]) if r["steps_to_threshold"] else "-" for r in rows
+        )
+        curve = " | ".join(
+            f"{mean([r['curve'][k]['acc_colour'] for r in rows]):.3f}" for k in range(len(steps))
+        )
+        final = " | ".join(
+            f"{mean([r['final'][f'acc_{a}'] for r in rows]):.3f}"
+            for a in ("position", "count", "all")
+        )
+        lines.append(f"| {arm} captions | {reach} | {curve} | {final} |")
+    return "\n".join(lines)
+
+
+@_table("pixart-eps-vs-v")
+def _pixart_eps_vs_v(bench: Path) -> str:
+    """benchmarks/pixart/eps_vs_v.sh (eps_vs_v.json)."""
+    res = _load(bench, "pixart/eps_vs_v.json")
+    labels = {"v": "v (tiny preset)", "eps": "eps (paper)"}
+    lines = [
+        "| prediction | colour | shape | position | count | all | text_gap (last log) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for target, r in res["results"].items():
+        accs = " | ".join(
+            f"{r[f'acc_{a}']:.3f}" for a in ("colour", "shape", "position", "count", "all")
+        )
+        lines.append(f"| {labels.get(target, target)} | {accs} | {r['text_gap']:+.4f} |")
+    return "\n".join(lines)
+
+
+@_table("pixart-classifier-accuracy")
+def _pixart_classifier(bench: Path) -> str:
+    """benchmarks/pixart/build_classifier.py --eval-only (classifier_accuracy.json)."""
+    res = _load(bench, "pixart/classifier_accuracy.json")
+    acc, n = res["accuracy"], res["labelled_images"]
+    heads = list(acc)
+    return "\n".join(
+        [
+            _wrap(
+                f"The shipped classifier's held-out accuracy is {min(acc.values()):.2f}-"
+                f"{max(acc.values()):.2f} per attribute, on {res['held_out_images']} fresh world "
+                f"images (seed {res['seed']}, {res['low_quality_fraction']:.0%} low quality; "
+                "`OMP_NUM_THREADS=1 python benchmarks/pixart/build_classifier.py --eval-only` "
+                "→ `classifier_accuracy.json`):"
+            ),
+            "",
+            "| head | " + " | ".join(heads) + " |",
+            "| --- | " + " | ".join("---" for _ in heads) + " |",
+            "| held-out accuracy | " + " | ".join(f"{acc[h]:.3f}" for h in heads) + " |",
+            "| images with that label | " + " | ".join(str(n[h]) for h in heads) + " |",
+        ]
+    )
+
+
+NAMES = list(_GENERATORS)
+
+
+# ------------------------------------------------------------------------------ the markers
+def blocks(text: str) -> list[tuple[str, str, int]]:
+    """(name, text between the markers, line number of the opening marker) of every block."""
+    out, lines, i = [], text.split("\n"), 0
+    while i < len(lines):
+        name = _opening(lines[i])
+        if name is None:
+            if _closing(lines[i]):
+                raise TableError(f"line {i + 1}: {CLOSE} without an opening marker")
+            i += 1
+            continue
+        j = i + 1
+        while j < len(lines) and not _closing(lines[j]):
+            if _opening(lines[j]) is not None:
+                raise TableError(f"line {j + 1}: a block opens inside block {name!r}")
+            j += 1
+        if j == len(lines):
+            raise TableError(f"line {i + 1}: block {name!r} is never closed")
+        out.append((name, "\n".join(lines[i + 1 : j]), i + 1))
+        i = j + 1
+    return out
+
+
+def markdown_tables(text: str) -> list[tuple[int, str, bool]]:
+    """(line number, header line stripped, inside a generated block) of every markdown table
+    (a line starting with | followed by a separator line) outside fenced code."""
+    out, lines = [], text.split("\n")
+    inside = fence = False
+    for i, line in enumerate(lines):
+        s = line.strip()
+        if s.startswith("```"):
+            fence = not fence
+        if fence:
+            continue
+        if _opening(line) is not None:
+            inside = True
+        elif _closing(line):
+            inside = False
+        elif s.startswith("|") and i + 1 < len(lines) and _separator(lines[i + 1]):
+            out.append((i + 1, s, inside))
+    return out
+
+
+def refresh(path: Path | str, bench: Path | None = None) -> bool:
+    """Rewrite every marked block of a docs file from its generator; True if the file changed.
+    Every generator runs before anything is written, so a failing one leaves the file as it was."""
+    path = Path(path)
+    text = path.read_text()
+    lines, out, i = text.split("\n"), [], 0
+    blocks(text)  # marker errors first, with line numbers
+    while i < len(lines):
+        out.append(lines[i])
+        name = _opening(lines[i])
+        if name is None:
+            i += 1
+            continue
+        j = i + 1
+        while not _closing(lines[j]):
+            j += 1
+        out.extend(generate(name, bench).split("\n"))
+        out.append(lines[j])
+        i = j + 1
+    new = "\n".join(out)
+    if new != text:
+        path.write_text(new)
+    return new != text
+
+
+def main(argv: list[str] | None = None) -> None:
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if not args:
+        print("\n".join(NAMES))
+    elif args == ["--refresh"]:
+        for doc in DOCS:
+            if refresh(doc):
+                print(f"updated {doc.relative_to(ROOT)}")
+    else:
+        print("\n\n".join(generate(name) for name in args))
+
+
+if __name__ == "__main__":
+    main()
