@@ -148,7 +148,7 @@ def test_print_config_then_config_gives_the_same_resolved_config_for_every_verb(
             if spec is not None:
                 assert parsed[spec.name] == pytest.approx(value), f"{verb.command} {extra}"
             checked += 1
-    assert checked > 200, checked
+    assert checked > 150, checked  # every verb once, and once per field with a simple alternative
     assert len(refused) < 0.05 * checked, refused
 
 

@@ -16,7 +16,7 @@ from typing import Literal, Optional
 
 from mltk.verbs import option
 
-MODEL, TEXT, TRAIN, SAMPLE = "Model", "Text encoder", "Training", "Sampling"
+MODEL, TEXT, TRAIN = "Model", "Text encoder", "Training"
 SAMPLER = Literal["dpm", "ddim"]
 
 
@@ -93,11 +93,6 @@ class PixArtConfig:
     world_seed: int = option(0, "Seed of the procedural world.", min=0, panel=TRAIN)
     log_every: int = option(50, "Log metrics every N steps.", min=1, max=10**9, panel=TRAIN)
     save_every: int = option(500, "Checkpoint every N steps.", min=1, max=10**9, panel=TRAIN)
-    # --- sampling (what the exported pipeline is configured with) ---
-    sampler: SAMPLER = option("dpm", "dpm (DPM-Solver++) | ddim.", panel=SAMPLE)
-    sample_steps: int = option(20, "Sampler steps.", min=1, max=10_000, panel=SAMPLE)
-    guidance: float = option(4.5, "Classifier-free guidance scale.", min=0, max=1e4,
-                             panel=SAMPLE)  # fmt: skip
 
 
 PRESETS: dict[str, PixArtConfig] = {

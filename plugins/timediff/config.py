@@ -115,7 +115,6 @@ class TimeDiffConfig:
     max_train_windows: int = option(
         0, "Random training windows per epoch (0 = all).", min=0, max=10**9, panel=TRAINING
     )
-    num_workers: int = option(0, "Data-loader workers.", min=0, max=256, panel=TRAINING)
 
 
 PRESETS: dict[str, TimeDiffConfig] = {
