@@ -159,6 +159,7 @@ class SamplingConfig:
     steps: int = option(20, "Sampler steps.", min=1, max=10_000)
     guidance: float = option(4.5, "Classifier-free guidance scale (1 = none).", min=0, max=1e4)
     sampler: SAMPLER = option("dpm", "dpm (DPM-Solver++) | ddim.")
+    batch_size: int = option(16, "Images per denoising batch.", min=1, max=100_000)
 
 
 @dataclass
@@ -166,7 +167,6 @@ class EvalConfig(SamplingConfig):
     prompts: int = option(64, "Held-out world prompts to generate and score.", min=2,
                           max=100_000)  # fmt: skip
     clip: Optional[Path] = option(None, "Local CLIP model folder for a CLIP score.", path="dir")
-    batch_size: int = option(32, "Images per denoising batch.", min=1, max=100_000)
 
 
 @dataclass
@@ -185,7 +185,6 @@ class GenerateConfig(SamplingConfig):
     resolution_binning: bool = option(
         False, "Any size: denoise at the nearest aspect-ratio bucket, then resize and crop."
     )
-    batch_size: int = option(16, "Images per denoising batch.", min=1, max=100_000)
 
 
 def check_generate(cfg: GenerateConfig) -> None:
