@@ -30,7 +30,10 @@ def main() -> None:
     cases = {
         "python -c pass": [sys.executable, "-c", "pass"],
         "mltk --help": [mltk, "--help"],
-        "mltk tensor --help": [mltk, "tensor", "--help"],
+        **{
+            f"mltk {p} --help": [mltk, p, "--help"]
+            for p in ("tensor", "timediff", "aesam", "pixart")
+        },
         "mltk plugins": [mltk, "plugins"],
     }
     _time(cases["mltk --help"][:])  # warm the file cache
