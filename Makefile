@@ -12,6 +12,9 @@ $(STAMP): pyproject.toml
 	@# where no torch is installed yet (set TORCH_SPEC to choose another).
 	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q "$${TORCH_SPEC:-torch==2.13.0}"
 	$(BIN)/python -m pip install -q -e ".[all,dev]"
+	@# pip compiles installed packages to bytecode but not an editable tree; without this every
+	@# start-up compiles mltk again where PYTHONDONTWRITEBYTECODE is set.
+	@$(BIN)/python -m compileall -q mltk plugins
 	@touch $(STAMP)
 
 setup: $(STAMP)
