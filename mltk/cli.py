@@ -24,7 +24,6 @@ HELP = (
     "`mltk plugins` lists what is installed."
 )
 
-CORE_COMMANDS = ("plugins", "datasets", "doctor", "version", "cache")
 Json = Annotated[bool, typer.Option("--json", help="Print exactly one JSON object on stdout.")]
 _registry: Registry | None = None
 _FILE_ERRORS = (
@@ -248,14 +247,7 @@ def build_app(
     from mltk.verbs import Plugin
 
     global _registry
-    _registry = None
-    first = argv[0] if argv else None
-    if first and not first.startswith("-") and first not in CORE_COMMANDS:
-        # `mltk <plugin> ...`: load that plugin only (its entry point is usually its name)
-        _registry = discover(extra_plugins, only=first)
-        if first not in _registry.commands:
-            _registry = None
-    _registry = _registry or discover(extra_plugins)
+    _registry = discover(extra_plugins)
     app = typer.Typer(
         name="mltk",
         help=HELP,

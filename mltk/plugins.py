@@ -137,21 +137,16 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
-def discover(
-    extra_plugins: dict[str, Any] | None = None, *, warn: bool = True, only: str | None = None
-) -> Registry:
+def discover(extra_plugins: dict[str, Any] | None = None, *, warn: bool = True) -> Registry:
     """Load every plugin and collect what it registers.
 
     `extra_plugins` maps names to already imported plugin objects (plugins registered at run
-    time, e.g. from a Python program embedding mltk); they go through the same hooks. `only`
-    loads just the entry point of that name (`mltk <name> ...` needs no other plugin).
+    time, e.g. from a Python program embedding mltk); they go through the same hooks.
     """
     pm = pluggy.PluginManager(GROUP)
     pm.add_hookspecs(hookspecs)
     registry = Registry()
     wanted = _wanted()
-    if only is not None:
-        wanted = {only} if wanted is None or only in wanted else set()
 
     candidates: list[tuple[PluginInfo, Any]] = []
     seen: set[str] = set()
