@@ -199,7 +199,7 @@ class Plugin:
                 aliases=tuple(aliases),
                 check=check,
                 open_run=open_run,
-                help=inspect.cleandoc(body.__doc__ or ""),
+                help=_reflow(inspect.cleandoc(body.__doc__ or "")),
             )
             self.verbs[verb.name] = verb
             return verb
@@ -226,6 +226,11 @@ class Plugin:
                     callback
                 )
         return app
+
+
+def _reflow(text: str) -> str:
+    """A docstring's paragraphs as single lines (the help renderer wraps them itself)."""
+    return "\n\n".join(" ".join(p.split()) for p in text.split("\n\n"))
 
 
 # -- fields as command-line parameters --------------------------------------------------------
@@ -325,6 +330,9 @@ def range_text(meta: dict) -> str:
 def _num(x: float) -> str:
     if isinstance(x, float) and x.is_integer() and abs(x) < 1e15:
         x = int(x)
+    if abs(x) >= 10**7:  # a bound that only keeps out typos: 1e9, not 1,000,000,000
+        mantissa, exponent = f"{x:.3e}".split("e")
+        return f"{float(mantissa):g}e{int(exponent)}"
     return f"{x:,}" if isinstance(x, int) and abs(x) >= 100_000 else str(x)
 
 
