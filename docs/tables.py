@@ -344,7 +344,7 @@ def _timediff_ar_penalty(bench: Path) -> str:
         f"per-row default that replaced it ({rows[names[0]]['ar_ridge_per_row']:g} per window "
         f"and channel) gives {penalties} (`benchmarks/timediff/ar_penalty.py` → "
         f"`ar_penalty.json`), the same lookbacks ({lookbacks}), and the same AR-init rows to four "
-        f"decimals ({mses}: the `AR-init alone` rows come from `commands.ar_predictor`, which the "
+        f"decimals ({mses}: the `AR-init alone` rows come from `training.ar_predictor`, which the "
         "benchmark calls; its TimeDiff rows were not re-run)."
     )
 
