@@ -111,6 +111,16 @@ class Dist:
             tensor /= self.world_size
         return tensor
 
+    def gather(self, tensor):
+        """``tensor`` from every rank concatenated along dim 0 in rank order; differentiable
+        (autograd's all_gather: each rank's gradient flows back to its own rows)."""
+        if not self.enabled:
+            return tensor
+        import torch
+        from torch.distributed.nn.functional import all_gather
+
+        return torch.cat(all_gather(tensor.contiguous()))
+
     def wrap(self, model, device=None):
         """Wrap a model in DistributedDataParallel when distributed; return it unchanged otherwise."""
         if not self.enabled:

@@ -169,8 +169,8 @@ def tiny_runs(tmp_path_factory):
             runs[plugin] = str(out)
         fast[("timediff", "eval")] = ["--no-baselines"]
         fast[("aesam", "predict")] = ["--input", str(root / "digits.npz")]
-        fast[("pixart", "eval")] = ["--prompts", "2", "--steps", "1"]
-        fast[("pixart", "generate")] = ["--steps", "1"]
+        fast[("pixart", "eval")] = ["--prompts", "2", "--steps", "2"]
+        fast[("pixart", "generate")] = ["--steps", "2"]
     finally:
         for k, v in saved.items():
             if v is None:

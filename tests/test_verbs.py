@@ -211,7 +211,7 @@ def _same_result(a: dict, b: dict, volatile=("seconds", "wall_s", "note")) -> No
         ("tensor", "eval", {}),
         ("timediff", "eval", {"baselines": False}),
         ("aesam", "eval", {}),
-        ("pixart", "eval", {"prompts": 2, "steps": 1}),
+        ("pixart", "eval", {"prompts": 2, "steps": 2}),
     ],
 )
 def test_python_returns_what_json_prints(cli, tiny_runs, plugin, verb, values, monkeypatch):
@@ -285,7 +285,7 @@ def test_dash_reads_stdin_for_csv_data_coordinates_and_prompts(
     assert [float(ln.split(",")[3]) for ln in lines[1:]] == pytest.approx(values)
     # prompts
     _stdin(monkeypatch, b"a red circle\ntwo blue squares\n")
-    r = cli("pixart", "generate", "tiny", "--prompts-file", "-", "--steps", "1", "--out", "g",
+    r = cli("pixart", "generate", "tiny", "--prompts-file", "-", "--steps", "2", "--out", "g",
             "--json", env={"MLTK_LOAD_PLUGINS": "pixart"})  # fmt: skip
     assert r.code == 0, r.stderr
     assert [i["prompt"] for i in r.json()["images"]] == ["a red circle", "two blue squares"]

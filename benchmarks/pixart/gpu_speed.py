@@ -67,16 +67,16 @@ def main() -> int:
     from diffusers import PixArtAlphaPipeline
     from mltk_plugins.pixart import model as M
     from mltk_plugins.pixart import plugin as pixart_plugin
-    from mltk_plugins.pixart import text as T
-    from mltk_plugins.pixart import world as W
     from mltk_plugins.pixart.config import preset
-    from mltk_plugins.pixart.objective import scheduler_config
-    from mltk_plugins.pixart.pipeline_io import load_pipeline, save_pipeline
-    from mltk_plugins.pixart.sampling import generate
-    from mltk_plugins.pixart.training import quiet_libraries
+    from mltk_plugins.pixart.model import scheduler_config
     from transformers import T5EncoderModel
 
     from mltk.cli import run as mltk_run
+    from mltk.data import world as W
+    from mltk.t2i import text as T
+    from mltk.t2i.pipeline_io import Bundle, load_pipeline, quiet_libraries, save_pipeline
+    from mltk.t2i.sampling import generate
+    from mltk.vl.tokenizers import train_tokenizer
 
     quiet_libraries()
     dev, dtype = torch.device("cuda"), torch.bfloat16
@@ -92,13 +92,12 @@ def main() -> int:
             for p in transformer.parameters():
                 if p.abs().max() == 0:
                     p.normal_(0, 0.02)
-        tok = T.train_tokenizer(W.corpus())
+        tok = train_tokenizer(W.corpus())
         t5 = T5EncoderModel(
             T.t5_config(len(tok), cfg.text_dim, cfg.text_layers, cfg.text_heads, cfg.text_ff)
         ).to(dtype)
         vae = M.build_autoencoder(cfg).to(dtype)
-    save_pipeline(folder, transformer=transformer, text_encoder=t5, tokenizer=tok, autoencoder=vae,
-                  scheduler_config=scheduler_config("eps"), cfg=cfg)  # fmt: skip
+    save_pipeline(folder, Bundle("pixart", transformer, t5, tok, vae, scheduler_config("eps"), cfg.max_length))  # fmt: skip
     del transformer, t5, vae
     torch.cuda.empty_cache()
     t_built = time.time() - t_start

@@ -8,15 +8,16 @@ from pathlib import Path
 import numpy as np
 
 from mltk.errors import DataError, UsageError
+from mltk.t2i import TINY_MODEL as SHIPPED
 
 from .config import EvalConfig, GenerateConfig, PixArtConfig
 
-SHIPPED = Path(__file__).parent / "weights" / "tiny"
 MAX_SIDE = 8192  # pixels; a larger image is a typo, not a request
 
 
 def run_train(cfg: PixArtConfig, rt) -> dict:
-    from .data import folder_dataset, world_dataset
+    from mltk.data.captioned import captioned_dataset, world_dataset
+
     from .model import check_resolution, vae_factor
     from .training import run_training
 
@@ -33,11 +34,13 @@ def run_train(cfg: PixArtConfig, rt) -> dict:
     else:
         buckets = None
         if cfg.aspect_buckets:
-            from .data import buckets_for
+            from mltk.t2i.buckets import buckets_for
 
             factor = pretrained.vae_factor if pretrained is not None else vae_factor(cfg)
             buckets = buckets_for(cfg.image_size, cfg.patch_size * factor)
-        dataset = folder_dataset(Path(cfg.data), cfg.image_size, warn=rt.out.warn, buckets=buckets)
+        dataset = captioned_dataset(
+            Path(cfg.data), cfg.image_size, warn=rt.out.warn, buckets=buckets
+        )
     text_components = None
     if pretrained is None and (cfg.data is not None or cfg.autoencoder == "sd"):
         text_components = _text_components_for(cfg, init)
@@ -52,7 +55,8 @@ def _from_diffusers_folder(cfg: PixArtConfig, folder: Path):
     """Fine-tuning a diffusers PixArt folder: the model's own sizes replace the preset's."""
     from dataclasses import replace
 
-    from .pipeline_io import load_pipeline
+    from mltk.t2i.pipeline_io import load_pipeline
+
     from .training import quiet_libraries
 
     if cfg.stage == "pixel":
@@ -86,7 +90,7 @@ def _text_components_for(cfg: PixArtConfig, init: Path | None):
     from .training import world_text_components
 
     if init is not None and (Path(init) / "pipeline").is_dir():
-        from .pipeline_io import load_pipeline
+        from mltk.t2i.pipeline_io import load_pipeline
 
         b = load_pipeline(Path(init) / "pipeline")
         return b.tokenizer, b.text_encoder
@@ -124,7 +128,8 @@ def open_model(name: str) -> Path:
 
 
 def _load(rt, text_encoder: bool = True):
-    from .pipeline_io import load_pipeline
+    from mltk.t2i.pipeline_io import load_pipeline
+
     from .training import quiet_libraries
 
     quiet_libraries()
@@ -142,10 +147,9 @@ def _prompt_embeddings(rt, bundle, folder: Path, texts: list[str], negative: str
     import torch
 
     from mltk.cache import cached_arrays
-
-    from .pipeline_io import attach_text_encoder, text_encoder_fingerprint
-    from .sampling import encode_prompts, free_text_encoder
-    from .text import text_dtype
+    from mltk.t2i.pipeline_io import attach_text_encoder, text_encoder_fingerprint
+    from mltk.t2i.sampling import encode_prompts, free_text_encoder
+    from mltk.t2i.text import text_dtype
 
     params = {
         "encoder": text_encoder_fingerprint(folder),
@@ -194,7 +198,7 @@ def run_generate(cfg: GenerateConfig, rt) -> dict:
     import torch
     from PIL import Image
 
-    from .sampling import generate
+    from mltk.t2i.sampling import generate
 
     texts = read_prompts(cfg)
     bundle, folder = _load(rt, text_encoder=False)
@@ -248,8 +252,8 @@ def _grid(images: np.ndarray, per_row: int):
 
 
 def run_eval(cfg: EvalConfig, rt) -> dict:
-    from .evaluation import clip_score, eval_scenes, evaluate_images
-    from .sampling import generate
+    from mltk.t2i.evaluation import clip_score, eval_scenes, evaluate_images
+    from mltk.t2i.sampling import generate
 
     bundle, folder = _load(rt)
     n = cfg.prompts

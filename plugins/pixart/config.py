@@ -31,8 +31,8 @@ class PixArtConfig:
         "or a diffusers PixArt folder to fine-tune.", path="dir",
     )  # fmt: skip
     data: Optional[Path] = option(
-        None, "Image folder with .txt captions (default: the embedded procedural world).",
-        path="dir",
+        None, "Image folder with .txt captions, or a .jsonl of {\"image\": ..., \"caption\": ...} "
+        "lines (default: the embedded shapes world).", path="exists",
     )  # fmt: skip
     # --- transformer (diffusers PixArtTransformer2DModel) ---
     image_size: int = option(32, "Pixels (height = width) the model trains at.", min=8,
@@ -50,9 +50,10 @@ class PixArtConfig:
     )
     num_classes: int = option(12, "Classes of the stage-1 class-conditional model.", min=1,
                               max=1_000_000, panel=MODEL)  # fmt: skip
-    autoencoder: Literal["identity", "tiny-kl", "sd"] = option(
-        "identity", "identity (pixel space) | tiny-kl | sd (the SD VAE config, 8x).", panel=MODEL
-    )
+    autoencoder: Literal["identity", "tiny", "tiny-kl", "sd"] = option(
+        "identity", "identity (pixel space) | tiny (the shipped trained 2x VAE) | tiny-kl (its "
+        "architecture, random weights) | sd (the SD VAE config, 8x).", panel=MODEL,
+    )  # fmt: skip
     # --- text encoder (transformers T5EncoderModel) ---
     text_dim: int = option(64, "T5 width.", min=1, max=65536, panel=TEXT)
     text_layers: int = option(2, "T5 layers.", min=1, max=512, panel=TEXT)
@@ -156,7 +157,7 @@ RUN_HELP = "A train run folder, a diffusers PixArt folder, or tiny (the shipped 
 
 @dataclass
 class SamplingConfig:
-    steps: int = option(20, "Sampler steps.", min=1, max=10_000)
+    steps: int = option(20, "Sampler steps.", min=2, max=10_000)
     guidance: float = option(4.5, "Classifier-free guidance scale (1 = none).", min=0, max=1e4)
     sampler: SAMPLER = option("dpm", "dpm (DPM-Solver++) | ddim.")
     batch_size: int = option(16, "Images per denoising batch.", min=1, max=100_000)

@@ -9,7 +9,8 @@
   each block's learnable offset E(i) is set so that shift/scale/gate equal DiT's *without the
   class condition* (the null class) at the selected timestep t = 500; cross-attention output
   projections start at zero, so the converted model's output is DiT's unconditional output there;
-- the autoencoder: ``identity`` (pixel-space diffusion), a tiny ``AutoencoderKL`` or the SD VAE.
+- the autoencoder (``mltk.t2i.autoencoders``): ``identity`` (pixel space), the shipped trained
+  ``tiny`` VAE, a random ``tiny-kl`` or the SD VAE; and PixArt's scheduler config.
 """
 
 from __future__ import annotations
@@ -17,7 +18,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mltk.errors import UsageError
+from mltk.t2i import autoencoders
+from mltk.t2i.autoencoders import FACTORS
+from mltk.t2i.objective import BETA_END, BETA_START, NUM_TIMESTEPS, PREDICTIONS
+from mltk.t2i.sampling import check_resolution
 
 from .config import PixArtConfig
 
@@ -27,79 +31,35 @@ REPARAM_TIMESTEP = 500  # "empirically, we use t = 500" (Sec. 2.3, Re-parameteri
 # ----------------------------------------------------------------------------- autoencoders
 
 
-class IdentityAutoencoder(nn.Module):
-    """Pixel-space diffusion: latents are the images in [-1, 1]."""
-
-    factor = 1
-    channels = 3
-    scaling_factor = 1.0
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return x
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return z
-
-
-def vae_config(kind: str) -> dict:
-    """AutoencoderKL configs: ``sd`` is the SD/PixArt VAE (8x, 4 channels); ``tiny-kl`` is 2x."""
-    if kind == "sd":
-        return dict(
-            in_channels=3,
-            out_channels=3,
-            down_block_types=["DownEncoderBlock2D"] * 4,
-            up_block_types=["UpDecoderBlock2D"] * 4,
-            block_out_channels=[128, 256, 512, 512],
-            layers_per_block=2,
-            latent_channels=4,
-            norm_num_groups=32,
-            sample_size=512,
-            scaling_factor=0.18215,
-        )
-    if kind == "tiny-kl":
-        return dict(
-            in_channels=3,
-            out_channels=3,
-            down_block_types=["DownEncoderBlock2D"] * 2,
-            up_block_types=["UpDecoderBlock2D"] * 2,
-            block_out_channels=[16, 32],
-            layers_per_block=1,
-            latent_channels=4,
-            norm_num_groups=8,
-            sample_size=32,
-            scaling_factor=1.0,
-        )
-    raise UsageError(f"autoencoder must be one of identity, tiny-kl, sd; got {kind!r}.")
-
-
 def vae_factor(cfg: PixArtConfig) -> int:
-    return {"identity": 1, "tiny-kl": 2, "sd": 8}[cfg.autoencoder]
+    return FACTORS[cfg.autoencoder]
 
 
 def latent_channels(cfg: PixArtConfig) -> int:
-    return 3 if cfg.autoencoder == "identity" else 4
+    return autoencoders.latent_channels(cfg.autoencoder)
 
 
 def build_autoencoder(cfg: PixArtConfig, seed: int = 0):
-    if cfg.autoencoder == "identity":
-        return IdentityAutoencoder()
-    from diffusers import AutoencoderKL
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return AutoencoderKL(**vae_config(cfg.autoencoder)).eval().requires_grad_(False)
+    return autoencoders.build_autoencoder(cfg.autoencoder, seed)
 
 
-def check_resolution(height: int, width: int, patch: int, factor: int) -> None:
-    """Both sides must be multiples of patch size x VAE factor (one token per patch of latents)."""
-    step = patch * factor
-    for name, v in (("height", height), ("width", width)):
-        if v <= 0 or v % step:
-            raise UsageError(
-                f"{name} {v} is not divisible by patch size x VAE factor = {patch} x {factor} = {step}; "
-                f"use a multiple of {step}, or --resolution-binning to generate at the nearest "
-                "aspect-ratio bucket and resize."
-            )
+def scheduler_config(prediction: str) -> dict:
+    """The diffusers scheduler config of PixArt-alpha's checkpoints (DPM-Solver++ 2M, linear
+    betas 1e-4 to 0.02 over 1000 steps)."""
+    return {
+        "num_train_timesteps": NUM_TIMESTEPS,
+        "beta_start": BETA_START,
+        "beta_end": BETA_END,
+        "beta_schedule": "linear",
+        "prediction_type": PREDICTIONS[prediction],
+        "algorithm_type": "dpmsolver++",
+        "solver_order": 2,
+        "solver_type": "midpoint",
+        "lower_order_final": True,
+        "timestep_spacing": "linspace",
+        "steps_offset": 0,
+        "thresholding": False,
+    }
 
 
 # ----------------------------------------------------------------------------- transformers

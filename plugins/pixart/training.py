@@ -6,58 +6,35 @@
    :func:`.model.reparameterize` (or from scratch without ``--init``), trained on captions.
 3. ``aesthetic``: fine-tuning of a stage-2 model on the high-quality subset at a lower rate.
 
-Shared machinery: AdamW, linear warm-up, EMA weights, gradient clipping, bf16 autocast on GPU,
-gradient checkpointing, caption dropout for guidance, cached T5 features and latents, DDP through
-the core, checkpoints every ``save_every`` steps and ``--resume``. Every ``log_every`` steps the
-health check logs ``text_gap``: the denoising error on a fixed batch with the empty caption minus
-the error with the true caption, > 0 once the model uses the text.
+The loop itself is ``mltk.t2i.training.train_denoiser`` (shared with the other text-to-image
+plugins); what is PixArt's here is the stages, the models they start from, and the health check
+logged every ``log_every`` steps: ``text_gap``, the denoising error on a fixed batch with the
+empty caption minus the error with the true caption, > 0 once the model uses the text.
 """
 
 from __future__ import annotations
 
 import copy
-import math
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from mltk.errors import DataError, DivergedError, UsageError
+from mltk.data import world as W
+from mltk.data.captioned import BucketedImages, CaptionedImages
+from mltk.errors import DataError, UsageError
+from mltk.t2i import text as T
+from mltk.t2i.autoencoders import encode_images
+from mltk.t2i.features import FeatureStore, caption_table, choose_captions, module_fingerprint
+from mltk.t2i.objective import Diffusion
+from mltk.t2i.pipeline_io import Bundle, quiet_libraries
+from mltk.t2i.training import Captions, Settings, denoise, steps_to_score, train_denoiser
+from mltk.vl.tokenizers import train_tokenizer
 
 from . import model as M
-from . import text as T
-from . import world as W
 from .config import STAGE_OVERRIDES, PixArtConfig
-from .data import (
-    BucketedImages,
-    CaptionedImages,
-    FeatureStore,
-    caption_table,
-    choose_captions,
-    module_fingerprint,
-)
-from .objective import Diffusion, scheduler_config
 
-CLASS_DROPOUT = 0.1  # DiT's label dropout for classifier-free guidance
-
-
-def quiet_libraries() -> None:
-    """diffusers/transformers print loading bars and advice on stderr; mltk owns stderr."""
-    import os
-    import warnings
-
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    warnings.filterwarnings(
-        "ignore", message=".*torch_dtype.*"
-    )  # renamed in diffusers 0.36+; both work
-    from diffusers.utils import logging as dlog
-    from transformers.utils import logging as tlog
-
-    dlog.set_verbosity_error()
-    dlog.disable_progress_bar()
-    tlog.set_verbosity_error()
-    tlog.disable_progress_bar()
+__all__ = ["run_training", "steps_to_score", "world_text_components", "quiet_libraries"]
 
 
 # ----------------------------------------------------------------------------- components
@@ -65,60 +42,12 @@ def quiet_libraries() -> None:
 
 def world_text_components(cfg: PixArtConfig):
     """The embedded world's tokenizer (trained on its captions) and frozen tiny T5 encoder."""
-    tok = T.train_tokenizer(W.corpus())
+    tok = train_tokenizer(W.corpus(), family="t5")
     enc = T.build_text_encoder(
         T.t5_config(len(tok), cfg.text_dim, cfg.text_layers, cfg.text_heads, cfg.text_ff),
         seed=cfg.text_seed,
     )
     return tok, enc
-
-
-class EMA:
-    """Exponential moving average of the weights (what gets exported and sampled from)."""
-
-    def __init__(self, model: torch.nn.Module, decay: float):
-        self.decay = decay
-        self.shadow = {k: v.detach().clone().float() for k, v in model.state_dict().items()}
-
-    @torch.no_grad()
-    def update(self, model: torch.nn.Module, step: int) -> None:
-        d = min(self.decay, (1 + step) / (10 + step))  # short runs: average over a warm-up horizon
-        for k, v in model.state_dict().items():
-            if v.dtype.is_floating_point:
-                self.shadow[k].mul_(d).add_(v.detach().float(), alpha=1 - d)
-            else:
-                self.shadow[k].copy_(v)
-
-    def copy_to(self, model: torch.nn.Module) -> torch.nn.Module:
-        out = copy.deepcopy(model)
-        out.load_state_dict({k: v.to(model.state_dict()[k].dtype) for k, v in self.shadow.items()})
-        return out
-
-
-def _lr_lambda(warmup: int):
-    return lambda step: min(1.0, (step + 1) / max(1, warmup))
-
-
-# ----------------------------------------------------------------------------- the loop
-
-
-def _encode_latents_fn(autoencoder, device):
-    @torch.no_grad()
-    def encode_fn(images: np.ndarray):
-        means, stds = [], []
-        for i in range(0, len(images), 64):
-            x = torch.from_numpy(images[i : i + 64]).permute(0, 3, 1, 2).float() / 127.5 - 1
-            if isinstance(autoencoder, M.IdentityAutoencoder):
-                means.append(x)
-                stds.append(torch.zeros_like(x))
-                continue
-            dist = autoencoder.encode(x.to(device)).latent_dist
-            s = autoencoder.config.scaling_factor
-            means.append(dist.mean.cpu() * s)
-            stds.append(dist.std.cpu() * s)
-        return torch.cat(means), torch.cat(stds)
-
-    return encode_fn
 
 
 def load_init(path: Path):
@@ -128,8 +57,11 @@ def load_init(path: Path):
 
     run = RunDir.open(path, plugin="pixart")
     tensors, meta = load_checkpoint(run.checkpoint_dir)
-    ema = {k[len("extra.ema.") :]: v for k, v in tensors.items() if k.startswith("extra.ema.")}
-    weights = ema or {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+    weights = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+    # the EMA of every parameter replaces it (buffers stay the model's own)
+    weights.update(
+        {k[len("extra.ema.") :]: v for k, v in tensors.items() if k.startswith("extra.ema.")}
+    )
     return run, weights, meta
 
 
@@ -179,7 +111,7 @@ def build_for_stage(cfg: PixArtConfig, init: Path | None, seed: int, log):
 
 def run_training(
     cfg: PixArtConfig,
-    data: CaptionedImages,
+    data: CaptionedImages | BucketedImages,
     *,
     run,
     rt,
@@ -196,11 +128,9 @@ def run_training(
     ``probe(bundle) -> dict``, when given, is called every ``probe_every`` steps with the EMA
     weights as a generation bundle; its numbers are logged with the step (benchmarks use it to
     measure prompt alignment during training). ``pretrained`` (a loaded diffusers PixArt folder,
-    see :func:`.pipeline_io.load_pipeline`) fine-tunes that checkpoint with its own text encoder,
-    tokenizer and VAE.
+    see ``mltk.t2i.pipeline_io.load_pipeline``) fine-tunes that checkpoint with its own text
+    encoder, tokenizer and VAE.
     """
-    from mltk.checkpoint import load_training_state
-
     quiet_libraries()
     out, dev = rt.out, rt.device
     store = store or FeatureStore()
@@ -223,7 +153,7 @@ def run_training(
         model, kind = build_for_stage(cfg, init, rt.seed, out.log)
         tok, enc = text_components or world_text_components(cfg)
         autoencoder = M.build_autoencoder(cfg)
-    diffusion = Diffusion(prediction=cfg.prediction)
+    diffusion = Diffusion.from_config(M.scheduler_config(cfg.prediction))
 
     # Cached features: latents of every image; T5 features of every distinct caption.
     ae_id = (
@@ -236,285 +166,119 @@ def run_training(
     offsets = np.cumsum(
         [0] + [len(g) for g in groups]
     )  # group g holds rows offsets[g]:offsets[g+1]
-    enc_device = dev
 
     def encode_texts(ts):
-        e = enc.to(enc_device, T.text_dtype(rt.dtype))
-        return T.encode(tok, e, ts, cfg.max_length, device=enc_device)
+        e = enc.to(dev, T.text_dtype(rt.dtype))
+        return T.encode(tok, e, ts, cfg.max_length, device=dev)
 
-    classes = torch.from_numpy(data.classes)
-    model = model.to(dev)
-    if cfg.gradient_checkpointing:
-        model.enable_gradient_checkpointing()
-    ema = EMA(model, cfg.ema_decay)
-    lr = cfg.lr * STAGE_OVERRIDES.get(cfg.stage, {}).get("lr_scale", 1.0)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg.warmup))
-    start = 0
-    if resume:
-        meta = load_training_state(run.checkpoint_dir, model=model, optimizer=opt, scheduler=sched)
-        start = int(meta["step"])
-        shadow = meta["extra_tensors"]
-        ema.shadow = {
-            k[len("ema.") :]: v.float() for k, v in shadow.items() if k.startswith("ema.")
-        }
-        run.truncate_metrics(start)
-        out.log(f"resumed {run.path} at step {start}")
-        if start >= cfg.steps:
-            out.warn(f"that run had already reached step {start}; raise --steps to train longer")
-    wrapped = rt.dist.wrap(model)
-    rng = np.random.default_rng(rt.seed + 1000 * start + rt.dist.rank)  # captions, labels
-    # the batch order is the same on every rank, and each rank takes its own part of each batch
-    order_rng = np.random.default_rng([rt.seed, start, 7919])
-    gen = torch.Generator().manual_seed(rt.seed + 7 + 1000 * start + rt.dist.rank)
-
-    # A fixed held-out batch for the health check (text gap), from the largest bucket.
-    check_group = int(np.argmax([len(g) for g in groups]))
-    check_idx = offsets[check_group] + np.arange(min(64, len(groups[check_group])))
-    check_gen = torch.Generator().manual_seed(1234)
-    check_t = torch.randint(0, diffusion.T, (len(check_idx),), generator=check_gen)
-
-    def forward(m, x, t, idx, labels, feats, mask):
-        if kind == "dit":
-            return m(x, t, class_labels=labels, return_dict=False)[0]
-        return m(
-            x,
-            encoder_hidden_states=feats[idx].to(dev, x.dtype),
-            encoder_attention_mask=mask[idx].to(dev),
-            timestep=t,
-            added_cond_kwargs=_micro(m, x),
-            return_dict=False,
-        )[0]
+    def epoch_data():
+        tf = store.text(texts, enc_id, encode_texts)
+        lat = [
+            store.latents(g, ae_id, lambda imgs: encode_images(autoencoder, imgs, dev))
+            for g in groups
+        ]
+        return tf, lat
 
     factor = M.vae_factor(cfg) if pretrained is None else pretrained.vae_factor
-
-    def _micro(m, x):
-        """The 1024 model's micro-conditions: the batch's pixel height, width and their ratio."""
-        mm = getattr(m, "module", m)
-        if not mm.use_additional_conditions:
-            return {"resolution": None, "aspect_ratio": None}
-        b, h, w = x.shape[0], x.shape[-2] * factor, x.shape[-1] * factor
-        return {
-            "resolution": torch.tensor([[float(h), float(w)]], device=dev).repeat(b, 1),
-            "aspect_ratio": torch.full((b, 1), h / w, device=dev),
-        }
-
-    def sample_x0(lat, idx):
-        """Latents of rows ``idx`` (all from one bucket) of the concatenated groups."""
-        g = int(np.searchsorted(offsets, idx[0], side="right") - 1)
-        local = np.asarray(idx) - offsets[g]
-        mean = torch.from_numpy(lat[g]["mean"][local])
-        std = torch.from_numpy(lat[g]["std"][local])
-        if cfg.autoencoder != "identity":
-            mean = mean + std * torch.randn(mean.shape, generator=gen)
-        return mean.to(dev)
-
-    @torch.no_grad()
-    def text_gap(feats, mask, lat) -> float:
-        x0 = sample_x0(lat, check_idx)
-        noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(99)).to(dev)
-        t = check_t.to(dev)
-        xt = diffusion.q_sample(x0, t, noise)
-        cap = torch.from_numpy(
-            choose_captions(
-                cfg.caption_mode,
-                short_idx[check_idx],
-                dense_idx[check_idx],
-                np.random.default_rng(5),
-                0.0,
-            )
-        )
-        errs = []
-        for idx in (cap, torch.zeros_like(cap)):
-            labels = (
-                classes[check_idx].to(dev)
-                if idx is cap
-                else torch.full_like(classes[check_idx], cfg.num_classes).to(dev)
-            )
-            with rt.autocast():
-                o = forward(model, xt, t, idx, labels, feats, mask)
-            errs.append(diffusion.losses(o.float(), x0, xt, t, noise)["mse"].mean().item())
-        return errs[1] - errs[0]
-
-    run.update_config(
-        cfg,
-        stage=cfg.stage,
-        kind=kind,
-        dataset=data.name,
-        init=str(init) if init else (pretrained.info.get("folder") if pretrained else None),
-        seed=rt.seed,
+    health = _text_gap(
+        cfg, kind, diffusion, data, groups, offsets, short_idx, dense_idx, dev, factor, rt
     )
-    n = len(data)
-    world = rt.dist.world_size
-    steps_per_epoch = len(epoch_batches(offsets, cfg.batch_size, np.random.default_rng(0), world))
-    step, epoch = start, start // steps_per_epoch
-    t0 = time.time()
-    history = []
-    model.train()
-    with out.progress(cfg.steps - start, f"pixart {cfg.stage}") as bar:
-        while step < cfg.steps:
-            # Once per epoch the cached features are requested: a build on the very first
-            # request, a cache hit afterwards (and in every later run with the same data).
-            tf = store.text(texts, enc_id, encode_texts)
-            lat = [store.latents(g, ae_id, _encode_latents_fn(autoencoder, dev)) for g in groups]
-            feats, mask = torch.from_numpy(tf["feats"]), torch.from_numpy(tf["mask"])
-            for batch in epoch_batches(offsets, cfg.batch_size, order_rng, world):
-                if step >= cfg.steps:
-                    break
-                batch = np.array_split(batch, rt.dist.world_size)[rt.dist.rank]
-                x0 = sample_x0(lat, batch)
-                t = torch.randint(0, diffusion.T, (len(batch),), generator=gen).to(dev)
-                noise = torch.randn(x0.shape, generator=gen).to(dev)
-                xt = diffusion.q_sample(x0, t, noise)
-                cap = torch.from_numpy(
-                    choose_captions(
-                        cfg.caption_mode,
-                        short_idx[batch],
-                        dense_idx[batch],
-                        rng,
-                        cfg.caption_dropout,
-                    )
-                )
-                labels = classes[batch].clone()
-                labels[torch.from_numpy(rng.random(len(batch)) < CLASS_DROPOUT)] = cfg.num_classes
-                with rt.autocast():
-                    o = forward(wrapped, xt, t, cap, labels.to(dev), feats, mask)
-                terms = diffusion.losses(o.float(), x0, xt, t, noise, cfg.vlb_weight)
-                loss = terms["loss"].mean()
-                if not torch.isfinite(loss):
-                    raise DivergedError(f"the loss became {loss.item()} at step {step}; lower --lr")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                opt.step()
-                sched.step()
-                ema.update(model, step)
-                step += 1
-                bar.advance(1, loss=round(loss.item(), 4))
-                if step % cfg.log_every == 0 or step == cfg.steps:
-                    model.eval()
-                    row = {
-                        "epoch": epoch,
-                        "loss": rt.dist.all_reduce_mean(loss.detach()).item(),
-                        "mse": terms["mse"].mean().item(),
-                        "vlb": terms["vlb"].mean().item() if "vlb" in terms else 0.0,
-                        "grad_norm": float(gnorm),
-                        "lr": sched.get_last_lr()[0],
-                        "text_gap": text_gap(feats, mask, lat),
-                        "seconds": round(time.time() - t0, 2),
-                        **store.stats,
-                    }
-                    if (
-                        probe is not None
-                        and kind == "pixart"
-                        and probe_every
-                        and step % probe_every == 0
-                    ):
-                        row.update(
-                            probe(_bundle(ema.copy_to(model).eval(), enc, tok, autoencoder, cfg))
-                        )
-                    model.train()
-                    history.append({"step": step, **row})
-                    run.log_metrics(step, **row)
-                    out.log(
-                        f"step {step}/{cfg.steps} loss {row['loss']:.4f} text_gap {row['text_gap']:+.4f}"
-                    )
-                if step % cfg.save_every == 0 or step == cfg.steps:
-                    _save(run, model, opt, sched, step, ema, cfg, kind, rt)
-            epoch += 1
-    model.eval()
+
+    def on_log(m, ctx) -> dict:
+        row = {"text_gap": health(m, ctx), **store.stats}
+        if (
+            probe is not None
+            and kind == "pixart"
+            and probe_every
+            and ctx["step"] % probe_every == 0
+        ):
+            ema_model = copy.deepcopy(m)
+            ctx["ema"].copy_to(ema_model.parameters())
+            row.update(probe(_bundle(ema_model.eval(), enc, tok, autoencoder, cfg)))
+        return row
+
+    settings = Settings(
+        steps=cfg.steps, batch_size=cfg.batch_size,
+        lr=cfg.lr * STAGE_OVERRIDES.get(cfg.stage, {}).get("lr_scale", 1.0),
+        weight_decay=cfg.weight_decay, warmup=cfg.warmup, ema_decay=cfg.ema_decay,
+        grad_clip=cfg.grad_clip, vlb_weight=cfg.vlb_weight, log_every=cfg.log_every,
+        save_every=cfg.save_every, caption_mode=cfg.caption_mode,
+        caption_dropout=cfg.caption_dropout, gradient_checkpointing=cfg.gradient_checkpointing,
+    )  # fmt: skip
+    run.update_config(cfg, stage=cfg.stage, kind=kind, dataset=data.name, seed=rt.seed,
+                      init=str(init) if init else (pretrained.info.get("folder") if pretrained else None))  # fmt: skip
+    captions = Captions(texts, short_idx, dense_idx, data.classes if kind == "dit" else None)
+    result = train_denoiser(
+        model, epoch_data=epoch_data, offsets=offsets, captions=captions, objective=diffusion,
+        settings=settings, rt=rt, run=run, resume=resume, factor=factor,
+        null_label=cfg.num_classes, sample_latents=cfg.autoencoder != "identity",
+        on_log=on_log, meta={"kind": kind, "stage": cfg.stage}, seed=rt.seed,
+    )  # fmt: skip
     summary = {
         "stage": cfg.stage,
         "kind": kind,
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "steps": step,
-        "images": n,
+        "parameters": sum(p.numel() for p in result.model.parameters()),
+        "steps": result.steps,
+        "images": len(data),
         "skipped_images": data.skipped,
-        "seconds": round(time.time() - t0, 2),
-        "final_loss": history[-1]["loss"] if history else None,
-        "text_gap": history[-1]["text_gap"] if history else None,
+        "seconds": round(result.seconds, 2),
+        "final_loss": result.history[-1]["loss"] if result.history else None,
+        "text_gap": result.history[-1].get("text_gap") if result.history else None,
         "cache": dict(store.stats),
         "run": str(run.path),
-        "history": history,
+        "history": result.history,
     }
     if kind == "pixart" and rt.dist.is_main:
-        from .pipeline_io import save_pipeline
+        from mltk.t2i.pipeline_io import save_pipeline
 
-        save_pipeline(
-            run.path / "pipeline",
-            transformer=ema.copy_to(model).cpu().float(),
-            text_encoder=enc.cpu().float(),
-            tokenizer=tok,
-            autoencoder=autoencoder,
-            scheduler_config=scheduler_config(cfg.prediction),
-            cfg=cfg,
-            extra={"stage": cfg.stage, "steps": step},
-        )
+        bundle = _bundle(result.ema_model().cpu().float(), enc.cpu().float(), tok, autoencoder, cfg)
+        save_pipeline(run.path / "pipeline", bundle, config=_plain(cfg),
+                      extra={"stage": cfg.stage, "steps": result.steps})  # fmt: skip
         summary["pipeline"] = str(run.path / "pipeline")
     rt.dist.barrier()
     return summary
 
 
-def epoch_batches(
-    offsets: np.ndarray, batch_size: int, rng: np.random.Generator, min_size: int = 1
-) -> list:
-    """One epoch of batches over groups of rows ``offsets[g]:offsets[g+1]``; a batch never
-    mixes groups (aspect-ratio buckets). Each group is shuffled and cut into full batches (a
-    group smaller than a batch is one short batch, kept if it has ``min_size`` rows: one per DDP
-    rank), and with several groups the batches are shuffled together. With one group this is a
-    shuffled pass without the last partial batch."""
-    batches = []
-    for lo, hi in zip(offsets[:-1], offsets[1:]):
-        perm = lo + rng.permutation(hi - lo)
-        full = len(perm) // batch_size
-        if full:
-            batches += [perm[i * batch_size : (i + 1) * batch_size] for i in range(full)]
-        elif len(perm) >= min_size:
-            batches.append(perm)
-    if len(offsets) > 2:
-        batches = [batches[i] for i in rng.permutation(len(batches))]
-    if not batches:
-        raise DataError(f"no bucket holds {min_size} images, one per process; add images")
-    return batches
-
-
-def _bundle(transformer, enc, tok, autoencoder, cfg: PixArtConfig):
-    from .pipeline_io import Bundle
-
-    return Bundle(
-        transformer=transformer,
-        text_encoder=enc,
-        tokenizer=tok,
-        autoencoder=autoencoder,
-        scheduler_config=scheduler_config(cfg.prediction),
-        max_length=cfg.max_length,
+def _text_gap(cfg, kind, diffusion, data, groups, offsets, short_idx, dense_idx, dev, factor, rt):
+    """The health check: error with the empty caption minus error with the true caption on a
+    fixed held batch (from the largest group), at fixed noise and steps."""
+    check_group = int(np.argmax([len(g) for g in groups]))
+    check_idx = offsets[check_group] + np.arange(min(64, len(groups[check_group])))
+    check_t = torch.randint(
+        0, diffusion.T, (len(check_idx),), generator=torch.Generator().manual_seed(1234)
     )
+    classes = torch.from_numpy(data.classes)
+
+    @torch.no_grad()
+    def gap(model, ctx) -> float:
+        lat = ctx["latents"][check_group]
+        x0 = torch.from_numpy(lat["mean"][check_idx - offsets[check_group]]).to(dev)
+        noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(99)).to(dev)
+        t = check_t.to(dev)
+        xt = diffusion.q_sample(x0, t, noise)
+        cap = torch.from_numpy(choose_captions(cfg.caption_mode, short_idx[check_idx],
+                                               dense_idx[check_idx], np.random.default_rng(5), 0.0))  # fmt: skip
+        errs = []
+        for idx in (cap, torch.zeros_like(cap)):
+            labels = (classes[check_idx] if idx is cap
+                      else torch.full_like(classes[check_idx], cfg.num_classes)).to(dev)  # fmt: skip
+            text = ctx["feats"][idx].to(dev, x0.dtype) if "feats" in ctx else None
+            mask = ctx["mask"][idx].to(dev) if "mask" in ctx else None
+            with rt.autocast():
+                o = denoise(model, xt, t, text=text, mask=mask, labels=labels, factor=factor)
+            errs.append(diffusion.losses(o.float(), x0, xt, t, noise)["mse"].mean().item())
+        return errs[1] - errs[0]
+
+    return gap
 
 
-def _cfg_dict(cfg: PixArtConfig) -> dict:
-    from mltk.config import config_to_dict
-
-    return config_to_dict(cfg)
-
-
-def _save(run, model, opt, sched, step, ema, cfg, kind, rt) -> None:
-    from mltk.checkpoint import save_training_state
-
-    if not rt.dist.is_main:
-        return
-    save_training_state(  # tensors are cloned on save, so tied DiT embedders are fine
-        run.checkpoint_dir,
-        model=model,
-        optimizer=opt,
-        scheduler=sched,
-        step=step,
-        meta={"kind": kind, "stage": cfg.stage, "config": _cfg_dict(cfg)},
-        extra_tensors={f"ema.{k}": v.clone() for k, v in ema.shadow.items()},
-    )
+def _bundle(transformer, enc, tok, autoencoder, cfg: PixArtConfig) -> Bundle:
+    return Bundle(kind="pixart", denoiser=transformer, text_encoder=enc, tokenizer=tok,
+                  autoencoder=autoencoder, scheduler_config=M.scheduler_config(cfg.prediction),
+                  max_length=cfg.max_length)  # fmt: skip
 
 
-def steps_to_score(history: list[dict], key: str, threshold: float) -> int | None:
-    for row in history:
-        if row.get(key, -math.inf) >= threshold:
-            return int(row["step"])
-    return None
+def _plain(cfg: PixArtConfig) -> dict:
+    from mltk.config import to_dict
+
+    return to_dict(cfg)

@@ -232,7 +232,7 @@ def test_fine_tune_a_diffusers_folder_on_an_image_folder(capsys, trained, tmp_pa
     from diffusers import DPMSolverMultistepScheduler, PixArtAlphaPipeline
     from mltk_plugins.pixart import model as M
     from mltk_plugins.pixart.config import preset
-    from mltk_plugins.pixart.objective import scheduler_config
+    from mltk_plugins.pixart.model import scheduler_config
     from mltk_plugins.pixart.training import world_text_components
 
     cfg = preset("tiny-vae", num_layers=1, num_heads=2, head_dim=16, text_dim=32, text_layers=1, text_heads=2,
@@ -289,7 +289,7 @@ def test_second_generate_reads_prompt_features_from_the_cache_without_t5(
     def no_t5(*a, **k):
         raise AssertionError("T5 loaded although the prompt features are cached")
 
-    monkeypatch.setattr("mltk_plugins.pixart.text.load_text_encoder", no_t5)
+    monkeypatch.setattr("mltk.t2i.text.load_text_encoder", no_t5)
     code, out, err = mltk(capsys, *args, "--out", str(tmp_path / "b"))
     assert code == 0, err
     second = json.loads(out)

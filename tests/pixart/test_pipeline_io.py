@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 from mltk_plugins.pixart import model as M
-from mltk_plugins.pixart.objective import scheduler_config
-from mltk_plugins.pixart.pipeline_io import inspect_folder, load_pipeline, save_pipeline
-from mltk_plugins.pixart.sampling import generate
+from mltk_plugins.pixart.model import scheduler_config
 from mltk_plugins.pixart.training import quiet_libraries, world_text_components
 
 from mltk.errors import DataError
+from mltk.t2i.pipeline_io import Bundle, inspect_folder, load_pipeline, save_pipeline
+from mltk.t2i.sampling import generate
 from tests.pixart.conftest import micro
 
 PROMPTS = ["a red circle above a blue square", "three green triangles"]
@@ -65,8 +65,7 @@ def _round_trip(tmp_path, prediction, dtype):
 
     cfg = micro(autoencoder="tiny-kl", patch_size=2, prediction=prediction)
     tr, enc, tok, vae = _components(cfg)
-    save_pipeline(tmp_path / "p", transformer=tr, text_encoder=enc, tokenizer=tok, autoencoder=vae,
-                  scheduler_config=scheduler_config(prediction), cfg=cfg)  # fmt: skip
+    save_pipeline(tmp_path / "p", Bundle("pixart", tr, enc, tok, vae, scheduler_config(prediction), cfg.max_length))  # fmt: skip
     ours = generate(load_pipeline(tmp_path / "p", dtype=dtype), PROMPTS, seeds=SEEDS, steps=4)
     pipe = PixArtAlphaPipeline.from_pretrained(str(tmp_path / "p"), torch_dtype=dtype)
     pipe.set_progress_bar_config(disable=True)
@@ -95,8 +94,7 @@ def test_folder_saved_by_diffusers_loads_in_mltk_with_identical_images(tmp_path)
 def test_ddim_and_negative_prompt_change_the_images(tmp_path):
     cfg = micro(autoencoder="tiny-kl", patch_size=2, prediction="eps")
     tr, enc, tok, vae = _components(cfg)
-    save_pipeline(tmp_path / "p", transformer=tr, text_encoder=enc, tokenizer=tok, autoencoder=vae,
-                  scheduler_config=scheduler_config("eps"), cfg=cfg)  # fmt: skip
+    save_pipeline(tmp_path / "p", Bundle("pixart", tr, enc, tok, vae, scheduler_config("eps"), cfg.max_length))  # fmt: skip
     b = load_pipeline(tmp_path / "p")
     base = generate(b, PROMPTS, seeds=SEEDS, steps=4)
     assert np.array_equal(base, generate(b, PROMPTS, seeds=SEEDS, steps=4))  # seeds reproduce
@@ -111,8 +109,7 @@ def test_ddim_and_negative_prompt_change_the_images(tmp_path):
 def test_a_folder_missing_a_component_is_a_data_error_naming_it(tmp_path, component):
     cfg = micro(autoencoder="tiny-kl", patch_size=2)
     tr, enc, tok, vae = _components(cfg)
-    save_pipeline(tmp_path / "p", transformer=tr, text_encoder=enc, tokenizer=tok, autoencoder=vae,
-                  scheduler_config=scheduler_config("v"), cfg=cfg)  # fmt: skip
+    save_pipeline(tmp_path / "p", Bundle("pixart", tr, enc, tok, vae, scheduler_config("v"), cfg.max_length))  # fmt: skip
     inspect_folder(tmp_path / "p")
     shutil.rmtree(tmp_path / "p" / component)
     with pytest.raises(DataError, match=f"missing its {component}/"):
@@ -122,8 +119,7 @@ def test_a_folder_missing_a_component_is_a_data_error_naming_it(tmp_path, compon
 def test_pixel_space_model_round_trips_without_a_vae(tmp_path):
     cfg = micro()
     tr, enc, tok, ae = _components(cfg)
-    save_pipeline(tmp_path / "p", transformer=tr, text_encoder=enc, tokenizer=tok, autoencoder=ae,
-                  scheduler_config=scheduler_config("v"), cfg=cfg)  # fmt: skip
+    save_pipeline(tmp_path / "p", Bundle("pixart", tr, enc, tok, ae, scheduler_config("v"), cfg.max_length))  # fmt: skip
     assert not (tmp_path / "p" / "vae").exists()
     b = load_pipeline(tmp_path / "p")
     assert b.vae_factor == 1 and b.prediction == "v" and b.max_length == cfg.max_length
@@ -137,7 +133,8 @@ def _sentencepiece_tokenizer(folder):
     import json
 
     import sentencepiece as spm
-    from mltk_plugins.pixart import world as W
+
+    from mltk.data import world as W
 
     folder.mkdir(parents=True)
     (folder.parent / "corpus.txt").write_text("\n".join(W.corpus()[:3000]))
@@ -160,7 +157,7 @@ def test_a_folder_in_the_published_pixart_layout_loads_with_identical_images(tmp
     from diffusers import DPMSolverMultistepScheduler, PixArtAlphaPipeline
 
     cfg = micro(autoencoder="tiny-kl", patch_size=2, prediction="eps")
-    from mltk_plugins.pixart import text as T
+    from mltk.t2i import text as T
 
     tr, _, _, vae = _components(cfg, seed=5)
     root = tmp_path / "PixArt-XL-2-like"
@@ -204,9 +201,9 @@ def test_resolution_binning_gives_diffusers_images_at_any_size(tmp_path):
     nearest bucket of diffusers' 256 table (192 x 336) and resized, exactly as the pipeline's
     ``use_resolution_binning`` does; without binning the size is refused."""
     from diffusers import AutoencoderKL, PixArtAlphaPipeline
-    from mltk_plugins.pixart.sampling import bucket_for
 
     from mltk.errors import UsageError
+    from mltk.t2i.sampling import bucket_for
 
     cfg = micro(autoencoder="sd", patch_size=2, image_size=256, prediction="eps")
     tr, enc, tok, _ = _components(cfg, seed=6)
@@ -214,8 +211,7 @@ def test_resolution_binning_gives_diffusers_images_at_any_size(tmp_path):
     vae = AutoencoderKL(down_block_types=["DownEncoderBlock2D"] * 4, up_block_types=["UpDecoderBlock2D"] * 4,
                         block_out_channels=[8, 8, 8, 8], layers_per_block=1, latent_channels=4,
                         norm_num_groups=4, sample_size=256).eval()  # fmt: skip
-    save_pipeline(tmp_path / "p", transformer=tr, text_encoder=enc, tokenizer=tok, autoencoder=vae,
-                  scheduler_config=scheduler_config("eps"), cfg=cfg)  # fmt: skip
+    save_pipeline(tmp_path / "p", Bundle("pixart", tr, enc, tok, vae, scheduler_config("eps"), cfg.max_length))  # fmt: skip
     bundle = load_pipeline(tmp_path / "p")
     assert bundle.vae_factor == 8 and bucket_for(bundle, 200, 360) == (192, 336)
     with pytest.raises(UsageError, match="--resolution-binning"):

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from mltk_plugins.pixart import world as W
+
+from mltk.data import world as W
 
 
 def test_dense_captions_name_relation_and_short_ones_do_not():
@@ -50,3 +51,35 @@ def test_low_quality_images_are_noisier():
         [s for s, c in zip(specks, w.clean) if c]
     )
     assert dark.mean() > 0.5
+
+
+def test_the_options_change_nothing_when_off():
+    """Pinned from the world before the options existed (64 scenes, seed 3): off, the same
+    draws, images and captions."""
+    import hashlib
+
+    w = W.make_world(64, seed=3, kinds=W.KINDS, colour_given_shape=0.0)
+    blob = w.images.tobytes() + repr(w.short).encode() + repr(w.dense).encode() + w.clean.tobytes()
+    assert hashlib.sha256(blob).hexdigest() == (
+        "d913168091fa0aac058a3a10122b0f922622270019ebe485dbe77d30f3b4f6bf"
+    )
+
+
+def test_kinds_keeps_only_those_scene_kinds():
+    w = W.make_world(200, seed=0, kinds=("single", "count"))
+    assert {s.kind for s in w.scenes} == {"single", "count"}
+    assert {s.kind for s in W.make_world(50, seed=0, kinds=("pair",)).scenes} == {"pair"}
+
+
+def test_colour_given_shape_makes_colour_predictable_from_shape():
+    def agreement(world) -> float:
+        objs = [(s.colour1, s.shape1) for s in world.scenes]
+        return sum(c == W.PREFERRED[sh] for c, sh in objs) / len(objs)
+
+    base = agreement(W.make_world(600, seed=1))
+    assert 0.15 < base < 0.35  # 4 colours: about a quarter by chance
+    assert agreement(W.make_world(600, seed=1, colour_given_shape=1.0)) == 1.0
+    half = agreement(W.make_world(600, seed=1, colour_given_shape=0.5))
+    assert 0.55 < half < 0.7  # 0.5 + 0.5 * 0.25
+    for s in W.make_world(300, seed=2, colour_given_shape=1.0).scenes:  # still valid scenes
+        assert W.parse_prompt(W.dense_captions(s)[0]) == s

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import pytest
-from mltk_plugins.pixart.commands import SHIPPED
+
+from mltk.t2i import TINY_MODEL as SHIPPED
 
 
 @pytest.mark.skipif(not (SHIPPED / "model_index.json").is_file(), reason="no shipped tiny model")
 def test_shipped_tiny_model_follows_prompts():
-    from mltk_plugins.pixart.evaluation import eval_scenes, evaluate_images
-    from mltk_plugins.pixart.pipeline_io import load_pipeline
-    from mltk_plugins.pixart.sampling import generate
-    from mltk_plugins.pixart.training import quiet_libraries
+    from mltk.t2i.evaluation import eval_scenes, evaluate_images
+    from mltk.t2i.pipeline_io import load_pipeline, quiet_libraries
+    from mltk.t2i.sampling import generate
 
     quiet_libraries()
     scenes, prompts, real = eval_scenes(32, seed=4242)

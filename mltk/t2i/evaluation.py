@@ -18,9 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from mltk.data import world as W
 from mltk.errors import DataError
-
-from . import world as W
 
 HEADS = {
     "kind": 3,

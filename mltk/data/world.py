@@ -1,6 +1,7 @@
-"""The embedded toy world: procedural captioned images of coloured shapes.
+"""The embedded shapes world: procedural captioned images of coloured shapes (numpy only).
 
-PixArt-alpha's third idea (Sec. 2.4) is caption *concept density*: captions that name more of
+Shared by the plugins that need images with known content: text-to-image (pixart,
+geom-erasing) and image-text models (growclip, epic). PixArt-alpha's third idea (Sec. 2.4) is caption *concept density*: captions that name more of
 what is in the image (attributes, positions, relations, counts) make text-image alignment cheaper
 to learn. This world makes that measurable on a CPU. Every image is drawn from a scene spec, and
 each scene gets one *short* caption (object names only, like a vague web alt-text) and several
@@ -15,6 +16,12 @@ Scenes come in three kinds on a 32x32 black canvas:
 A scene is canonical: for a pair, object 1 is the top (vertical) or left (horizontal) one, so an
 attribute classifier can predict it without knowing how the caption was phrased. A fraction of
 images is made "low quality" (noise and specks): the aesthetic stage fine-tunes on the clean ones.
+
+Two options shape the distribution, both off by default (and then the world is exactly the
+default one, draw for draw): ``kinds`` keeps only some scene kinds, and ``colour_given_shape``
+makes an object take its shape's own colour (``PREFERRED``) with that probability, which makes
+colour predictable from shape alone: a modality-bias set, where a caption's colour word can be
+guessed from the text without looking at the image.
 """
 
 from __future__ import annotations
@@ -44,6 +51,8 @@ CELLS = (
     "bottom right",
 )
 KINDS = ("single", "pair", "count")
+KIND_PROBABILITIES = (0.35, 0.45, 0.2)
+PREFERRED = {"circle": "red", "square": "blue", "triangle": "green"}  # colour_given_shape's pick
 AXES = ("vertical", "horizontal")
 NUMBER_WORDS = {2: "two", 3: "three"}
 IMAGE_SIZE = 32
@@ -100,12 +109,23 @@ class Scene:
         )
 
 
-def sample_scene(rng: np.random.Generator) -> Scene:
-    kind = KINDS[rng.choice(3, p=[0.35, 0.45, 0.2])]
+def sample_scene(
+    rng: np.random.Generator, *, kinds: tuple[str, ...] = KINDS, colour_given_shape: float = 0.0
+) -> Scene:
+    """One random scene. With the defaults the draws are those of every earlier version."""
+    if kinds == KINDS:
+        kind = KINDS[rng.choice(3, p=list(KIND_PROBABILITIES))]
+    else:
+        p = np.array([KIND_PROBABILITIES[i] if k in kinds else 0.0 for i, k in enumerate(KINDS)])
+        kind = KINDS[rng.choice(3, p=p / p.sum())]
     colours = list(COLOURS)
     c1, c2 = (colours[i] for i in rng.choice(len(colours), 2))
     s1, s2 = (SHAPES[i] for i in rng.choice(len(SHAPES), 2))
     z1, z2 = (SIZES[i] for i in rng.integers(0, 2, 2))
+    if colour_given_shape > 0:  # extra draws only when on: off leaves the stream untouched
+        pick = rng.random(2) < colour_given_shape
+        c1 = PREFERRED[s1] if pick[0] else c1
+        c2 = PREFERRED[s2] if pick[1] else c2
     if kind == "single":
         return Scene("single", c1, s1, z1, cell=int(rng.integers(0, 9)))
     if kind == "pair":
@@ -231,10 +251,26 @@ class World:
 NUM_CLASSES = len(COLOURS) * len(SHAPES)  # stage-1 classes: colour x shape of object 1
 
 
-def make_world(n: int, seed: int = 0, low_quality_fraction: float = 0.3) -> World:
-    """Generate ``n`` captioned images deterministically from ``seed``."""
+def make_world(
+    n: int,
+    seed: int = 0,
+    low_quality_fraction: float = 0.3,
+    *,
+    kinds: tuple[str, ...] = KINDS,
+    colour_given_shape: float = 0.0,
+) -> World:
+    """Generate ``n`` captioned images deterministically from ``seed`` (see the module's
+    docstring for ``kinds`` and ``colour_given_shape``)."""
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown or not kinds:
+        raise ValueError(f"kinds must be a non-empty subset of {KINDS}; got {kinds}")
+    if not 0.0 <= colour_given_shape <= 1.0:
+        raise ValueError(f"colour_given_shape must be in [0, 1]; got {colour_given_shape}")
     rng = np.random.default_rng(seed)
-    scenes = [sample_scene(rng) for _ in range(n)]
+    scenes = [
+        sample_scene(rng, kinds=tuple(kinds), colour_given_shape=colour_given_shape)
+        for _ in range(n)
+    ]
     clean = rng.random(n) >= low_quality_fraction
     images = np.stack([render(s, rng, low_quality=not c) for s, c in zip(scenes, clean)])
     return World(

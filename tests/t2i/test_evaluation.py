@@ -5,16 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from mltk_plugins.pixart import world as W
-from mltk_plugins.pixart.evaluation import (
+
+from mltk.data import world as W
+from mltk.errors import DataError
+from mltk.t2i.evaluation import (
     clip_score,
     frechet_distance,
     load_classifier,
     predict_attributes,
     score_alignment,
 )
-
-from mltk.errors import DataError
 
 
 def test_shipped_classifier_reads_real_world_images():
@@ -69,8 +69,9 @@ def test_frechet_distance_matches_the_matrix_square_root_formula():
 
 
 def test_clip_score_from_a_local_folder(tmp_path):
-    from mltk_plugins.pixart.text import train_tokenizer
     from transformers import CLIPConfig, CLIPModel
+
+    from mltk.vl.tokenizers import train_tokenizer
 
     tok = train_tokenizer(W.corpus())
     cfg = CLIPConfig(

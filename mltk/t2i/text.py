@@ -1,10 +1,13 @@
-"""Text side: the caption tokenizer, the T5 encoder, and prompt encoding (Sec. 2.3 of the paper).
+"""Text side of a text-to-image model: the encoders and prompt encoding.
 
-PixArt-alpha conditions on the per-token features of a frozen T5 encoder (T5-XXL, 120 tokens).
-For the embedded world we train a word-level tokenizer on the world's captions with the
-``tokenizers`` library and build a tiny T5 encoder from a config (frozen, random weights drawn
-from a fixed seed; the shipped tiny model carries its weights). Real checkpoints load from a
-local folder in bf16 or fp32: T5 in fp16 overflows and corrupts images, so fp16 is refused.
+PixArt conditions on the per-token features of a frozen T5 encoder (T5-XXL, 120 tokens, with an
+attention mask); Stable Diffusion on a CLIP text encoder's last hidden state (77 tokens, padded,
+no mask unless its config asks for one), exactly as their diffusers pipelines encode prompts, so
+embeddings made here and by a pipeline are interchangeable. For the embedded world a tiny T5 is
+built from a config (frozen, random weights from a fixed seed; the shipped model carries them)
+with a word-level tokenizer trained on the world's captions (``mltk.vl.tokenizers``). Real
+checkpoints load from a local folder in bf16 or fp32: T5 in fp16 overflows and corrupts images,
+so fp16 is refused.
 """
 
 from __future__ import annotations
@@ -14,27 +17,6 @@ from pathlib import Path
 import torch
 
 from mltk.errors import UsageError
-
-PAD, EOS, UNK = "<pad>", "</s>", "<unk>"  # T5's ids 0, 1, 2
-
-
-def train_tokenizer(sentences: list[str]):
-    """A word-level tokenizer (lower-cased, whitespace split, ``</s>`` appended) as a
-    transformers fast tokenizer, so diffusers' pipelines can call it like T5's."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.WordLevel(unk_token=UNK))
-    tok.normalizer = normalizers.Sequence([normalizers.Lowercase(), normalizers.Strip()])
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    trainer = trainers.WordLevelTrainer(special_tokens=[PAD, EOS, UNK], min_frequency=1)
-    tok.train_from_iterator(sorted(sentences), trainer=trainer)
-    tok.post_processor = processors.TemplateProcessing(
-        single=f"$A {EOS}", special_tokens=[(EOS, tok.token_to_id(EOS))]
-    )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok, pad_token=PAD, eos_token=EOS, unk_token=UNK, padding_side="right"
-    )
 
 
 def t5_config(vocab_size: int, d_model: int, layers: int, heads: int, d_ff: int):
@@ -74,14 +56,16 @@ def text_dtype(precision_dtype: torch.dtype) -> torch.dtype:
     return torch.bfloat16 if precision_dtype == torch.bfloat16 else torch.float32
 
 
-def load_text_encoder(folder: Path, dtype: torch.dtype, device="cpu"):
-    from transformers import T5EncoderModel
+def load_text_encoder(folder: Path, dtype: torch.dtype, device="cpu", kind: str = "t5"):
+    """T5EncoderModel (``t5``) or CLIPTextModel (``clip``) from a pipeline's text_encoder/."""
+    from transformers import CLIPTextModel, T5EncoderModel
 
-    if dtype == torch.float16:
+    if kind == "t5" and dtype == torch.float16:
         raise UsageError(
             "T5 must not run in fp16 (it corrupts images); use --precision bf16 or fp32."
         )
-    return T5EncoderModel.from_pretrained(str(folder), torch_dtype=dtype).to(device).eval()
+    cls = T5EncoderModel if kind == "t5" else CLIPTextModel
+    return cls.from_pretrained(str(folder), torch_dtype=dtype).to(device).eval()
 
 
 @torch.no_grad()
@@ -94,13 +78,25 @@ def encode(
     batch_size: int = 256,
     to_cpu: bool = True,
 ):
-    """T5 features of ``prompts``: (N, L, C) and the (N, L) attention mask; float32 on the CPU
+    """Text features of ``prompts``: (N, L, C) and the (N, L) attention mask; float32 on the CPU
     (for caching), or with ``to_cpu=False`` left on ``device`` in the encoder's dtype.
 
-    Padded to ``max_length`` exactly as diffusers' PixArtAlphaPipeline does, so embeddings
-    made here and by the pipeline are interchangeable.
+    Padded to ``max_length`` (T5: the model's, PixArt 120; CLIP: 77) as the pipelines do. The
+    mask goes into the encoder for T5 always and for CLIP when its config says so
+    (``use_attention_mask``), as Stable Diffusion's pipeline does. Prompts reach the tokenizer
+    as given (no caption cleaning: it would delete tokens such as ``<l5>``).
     """
+    return encode_with_grad(tokenizer, encoder, prompts, max_length, device, batch_size, to_cpu)
+
+
+def encode_with_grad(
+    tokenizer, encoder, prompts, max_length, device="cpu", batch_size=256, to_cpu=False
+):
+    """As :func:`encode`, in the autograd graph (for training token embeddings)."""
     feats, masks = [], []
+    use_mask = encoder.config.model_type == "t5" or getattr(
+        encoder.config, "use_attention_mask", False
+    )
     for i in range(0, len(prompts), batch_size):
         chunk = prompts[i : i + batch_size]
         enc = tokenizer(
@@ -112,7 +108,7 @@ def encode(
             return_tensors="pt",
         )
         mask = enc.attention_mask.to(device)
-        out = encoder(enc.input_ids.to(device), attention_mask=mask)[0]
+        out = encoder(enc.input_ids.to(device), attention_mask=mask if use_mask else None)[0]
         feats.append(out.float().cpu() if to_cpu else out)
         masks.append(enc.attention_mask if to_cpu else mask)
     return torch.cat(feats), torch.cat(masks)

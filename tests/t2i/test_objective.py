@@ -6,7 +6,8 @@ import math
 
 import numpy as np
 import torch
-from mltk_plugins.pixart.objective import Diffusion
+
+from mltk.t2i.objective import Diffusion
 
 
 def test_linear_schedule_matches_the_paper():

@@ -5,18 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from mltk_plugins.pixart.data import (
-    FeatureStore,
-    aspect_buckets,
-    caption_table,
-    choose_captions,
-    folder_dataset,
-    nearest_bucket,
-    world_dataset,
-)
 from PIL import Image
 
+from mltk.data.captioned import folder_dataset, nearest_bucket, world_dataset
 from mltk.errors import DataError, UsageError
+from mltk.t2i.buckets import aspect_buckets
+from mltk.t2i.features import FeatureStore, caption_table, choose_captions
 
 
 def test_caption_dropout_rate_matches_the_setting():
@@ -123,7 +117,8 @@ def test_text_and_latent_features_are_built_once_then_hit(tmp_path):
 @pytest.mark.parametrize("size", [256, 512, 1024])
 def test_aspect_buckets_are_diffusers_pixart_tables_at_their_sizes(size):
     from diffusers.pipelines.pixart_alpha import pipeline_pixart_alpha as P
-    from mltk_plugins.pixart.data import bucket_multiple
+
+    from mltk.t2i.buckets import bucket_multiple
 
     table = getattr(P, f"ASPECT_RATIO_{size}_BIN")
     ours = aspect_buckets(size, bucket_multiple(size, 16))  # patch 2 x SD VAE 8
@@ -131,8 +126,8 @@ def test_aspect_buckets_are_diffusers_pixart_tables_at_their_sizes(size):
 
 
 def test_aspect_buckets_at_toy_size_are_valid_resolutions():
-    from mltk_plugins.pixart.data import bucket_multiple
-    from mltk_plugins.pixart.model import check_resolution
+    from mltk.t2i.buckets import bucket_multiple
+    from mltk.t2i.sampling import check_resolution
 
     buckets = aspect_buckets(32, bucket_multiple(32, 4))
     assert (32, 32) in buckets.values()
@@ -145,7 +140,7 @@ def test_aspect_buckets_at_toy_size_are_valid_resolutions():
 
 
 def test_bucketed_folder_groups_images_by_aspect_ratio_and_crops_to_the_centre(tmp_path):
-    from mltk_plugins.pixart.data import BucketedImages
+    from mltk.data.captioned import BucketedImages
 
     wide = np.zeros((30, 60, 3), np.uint8)  # ratio 0.5: left half red, right half blue
     wide[:, :30, 0] = 255
@@ -173,7 +168,7 @@ def test_bucketed_folder_groups_images_by_aspect_ratio_and_crops_to_the_centre(t
 
 
 def test_epoch_batches_never_mix_buckets_and_match_the_plain_shuffle_with_one():
-    from mltk_plugins.pixart.training import epoch_batches
+    from mltk.t2i.features import epoch_batches
 
     offsets = np.array([0, 10, 13, 40])  # buckets of 10, 3 and 27 images, batch 4
     batches = epoch_batches(offsets, 4, np.random.default_rng(0))
