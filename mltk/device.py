@@ -112,14 +112,11 @@ class Dist:
         return tensor
 
     def gather(self, tensor):
-        """``tensor`` from every rank concatenated along dim 0 in rank order; differentiable
-        (autograd's all_gather: each rank's gradient flows back to its own rows)."""
+        """``tensor`` from every rank concatenated along dim 0 in rank order (equal sizes on
+        every rank), differentiable: each rank gets back the summed gradient of its own rows."""
         if not self.enabled:
             return tensor
-        import torch
-        from torch.distributed.nn.functional import all_gather
-
-        return torch.cat(all_gather(tensor.contiguous()))
+        return _Gather.apply(tensor, self.rank, self.world_size)
 
     def wrap(self, model, device=None):
         """Wrap a model in DistributedDataParallel when distributed; return it unchanged otherwise."""
@@ -140,6 +137,45 @@ class Dist:
 
             if td.is_initialized():
                 td.destroy_process_group()
+
+
+def _gather_function():
+    import torch
+    import torch.distributed as td
+
+    class Gather(torch.autograd.Function):
+        """all_gather forward; backward sums every rank's gradient and keeps this rank's rows
+        (what torch.distributed.nn.all_gather did before its deprecation)."""
+
+        @staticmethod
+        def forward(ctx, x, rank, world):
+            ctx.rank, ctx.rows = rank, x.shape[0]
+            parts = [torch.empty_like(x) for _ in range(world)]
+            td.all_gather(parts, x.contiguous())
+            return torch.cat(parts)
+
+        @staticmethod
+        def backward(ctx, grad):
+            grad = grad.contiguous()
+            td.all_reduce(grad)
+            return grad[ctx.rank * ctx.rows : (ctx.rank + 1) * ctx.rows], None, None
+
+    return Gather
+
+
+class _LazyGather:
+    """Builds the autograd Function on first use (this module must not import torch at top)."""
+
+    fn = None
+
+    @classmethod
+    def apply(cls, *args):
+        if cls.fn is None:
+            cls.fn = _gather_function()
+        return cls.fn.apply(*args)
+
+
+_Gather = _LazyGather
 
 
 def env_dist() -> Dist:

@@ -83,3 +83,56 @@ def test_doctor_reports_versions_devices_cache_and_plugin_health(cli, site):
     assert "ModuleNotFoundError" in plugins["broken"]["error"]
     text = cli("doctor", env={"MLTK_LOAD_PLUGINS": "toy,broken"}).stdout
     assert "broken" in text and "FAILED" in text and "devices: cpu" in text
+
+
+def _top_level_imports(path) -> set[str]:
+    """Modules a file imports at module level (not inside functions)."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def test_only_t2i_and_vl_import_torch_at_module_top_and_no_plugin_py_imports_them():
+    """The core's rule (DESIGN.md, docs/core-api.md): mltk.t2i and mltk.vl may import torch,
+    diffusers and transformers at module top; nothing else in mltk/ may, and no plugin.py
+    imports mltk.t2i or mltk.vl (they are imported inside command bodies)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    heavy = ("torch", "diffusers", "transformers", "numpy")
+    for path in (root / "mltk").rglob("*.py"):
+        rel = path.relative_to(root / "mltk").parts
+        if rel[0] in ("t2i", "vl"):
+            continue
+        bad = {m for m in _top_level_imports(path) if m.split(".")[0] in heavy}
+        if rel[0] == "data" and rel[-1] != "__init__.py":
+            bad -= {"numpy"}  # the data modules are numpy-only, imported inside bodies
+        assert not bad, f"mltk/{'/'.join(rel)} imports {bad} at module top"
+    for path in (root / "plugins").glob("*/plugin.py"):
+        bad = {
+            m
+            for m in _top_level_imports(path)
+            if m.startswith(("mltk.t2i", "mltk.vl", "mltk.data."))
+        }
+        assert not bad, f"{path} imports {bad}"
+
+
+def test_help_never_imports_the_heavy_core_libraries(cli):
+    code = (
+        "import sys; from mltk.cli import run; rc = run(['pixart', '--help']); "
+        "rc2 = run(['--help']); "
+        "print(sorted(m for m in sys.modules if m.startswith(('mltk.t2i', 'mltk.vl'))))"
+    )
+    env = {**cli.env}
+    env.pop("MLTK_LOAD_PLUGINS")
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "[]"

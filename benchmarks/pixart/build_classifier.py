@@ -19,7 +19,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from mltk_plugins.pixart.evaluation import (
+
+from mltk.data import world as W
+from mltk.t2i.evaluation import (
     CLASSIFIER_VERSION,
     SHIPPED_CLASSIFIER,
     _shipped_classifier,
@@ -27,8 +29,6 @@ from mltk_plugins.pixart.evaluation import (
     predict_attributes,
     save_shipped_classifier,
 )
-
-from mltk.data import world as W
 
 HERE = Path(__file__).resolve().parent
 HELD_OUT_IMAGES, HELD_OUT_SEED, LOW_QUALITY = 1000, 424242, 0.3

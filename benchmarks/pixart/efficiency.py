@@ -28,12 +28,13 @@ from pathlib import Path
 
 import torch
 from mltk_plugins.pixart.config import preset
-from mltk_plugins.pixart.data import FeatureStore, world_dataset
-from mltk_plugins.pixart.evaluation import alignment_probe
 from mltk_plugins.pixart.training import run_training, steps_to_score
 
+from mltk.data.captioned import world_dataset
 from mltk.runs import RunDir
 from mltk.runtime import setup
+from mltk.t2i.evaluation import alignment_probe
+from mltk.t2i.features import FeatureStore
 
 ARMS = {
     "three-stage, dense": ("pixel", "dense"),

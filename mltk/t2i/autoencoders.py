@@ -52,7 +52,7 @@ def vae_config(kind: str) -> dict:
             sample_size=512,
             scaling_factor=0.18215,
         )
-    if kind in ("tiny-kl", "tiny"):
+    if kind == "tiny-kl":
         return dict(
             in_channels=3,
             out_channels=3,
@@ -65,6 +65,8 @@ def vae_config(kind: str) -> dict:
             sample_size=32,
             scaling_factor=1.0,
         )
+    if kind == "tiny":  # no mid-block attention: 3x faster to train, as good on flat shapes
+        return {**vae_config("tiny-kl"), "mid_block_add_attention": False}
     raise UsageError(f"autoencoder must be one of {', '.join(FACTORS)}; got {kind!r}.")
 
 
@@ -130,7 +132,7 @@ def decode(autoencoder, latents: torch.Tensor) -> torch.Tensor:
     return autoencoder.decode(latents / autoencoder.config.scaling_factor, return_dict=False)[0]
 
 
-def train_tiny_vae(images: np.ndarray, *, steps: int = 3000, batch: int = 64, lr: float = 2e-3,
+def train_tiny_vae(images: np.ndarray, *, steps: int = 4000, batch: int = 64, lr: float = 2e-3,
                    kl_weight: float = 1e-6, seed: int = 0, log=None):  # fmt: skip
     """Train the ``tiny`` AutoencoderKL on uint8 images (N, 32, 32, 3): L1 + L2 reconstruction
     and a small KL, as Stable Diffusion's VAE without its GAN and perceptual terms (the world's

@@ -46,4 +46,6 @@ def train_tokenizer(sentences: list[str], family: str = "t5"):
     names = {"pad": "pad_token", "unk": "unk_token", "eos": "eos_token", "bos": "bos_token",
              "cls": "cls_token", "sep": "sep_token", "mask": "mask_token"}  # fmt: skip
     kwargs = {names[k]: v for k, v in spec.items() if k in names}
+    if family == "clip":  # Stable Diffusion's pipeline pads every prompt to this length
+        kwargs["model_max_length"] = 77
     return PreTrainedTokenizerFast(tokenizer_object=tok, padding_side="right", **kwargs)

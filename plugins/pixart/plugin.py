@@ -72,7 +72,7 @@ def mltk_register_commands(register):
 def mltk_register_datasets(register):
     register(
         "pixart-world",
-        loader="mltk_plugins.pixart.data:load_world",
+        loader="mltk.data.captioned:load_world",
         description="Procedural captioned shapes (colour, shape, size, position, count; short and dense captions)",
         embedded=True,
     )

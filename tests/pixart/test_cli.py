@@ -211,7 +211,6 @@ def test_bad_options_exit_with_a_clear_sentence(capsys, args, code, needle):
     assert got == code and needle in err and "Traceback" not in err
 
 
-@pytest.mark.slow
 def test_train_under_torchrun_ddp_on_cpu(trained, tmp_path):
     import os
     import subprocess
