@@ -570,11 +570,30 @@ def _pixart_efficiency(bench: Path) -> str:
     return "\n".join(lines)
 
 
+@_table("pixart-shipped")
+def _pixart_shipped(bench: Path) -> str:
+    """benchmarks/pixart/ship_tiny.sh (shipped_eval.json); the pixel-space model it replaced
+    (shipped_eval_pixel.json, same command and prompts)."""
+    rows = [
+        ("latent: tiny VAE, 2x2 patches (shipped)", _load(bench, "pixart/shipped_eval.json")),
+        ("pixel space, 4x4 patches (before)", _load(bench, "pixart/shipped_eval_pixel.json")),
+    ]
+    attrs = ("colour", "shape", "position", "count", "all")
+    lines = [
+        "| tiny model | " + " | ".join(attrs) + " | Fréchet (classifier features) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for label, r in rows:
+        accs = " | ".join(f"{r[f'acc_{a}']:.3f}" for a in attrs)
+        lines.append(f"| {label} | {accs} | {r['frechet']:.0f} |")
+    return "\n".join(lines)
+
+
 @_table("pixart-eps-vs-v")
 def _pixart_eps_vs_v(bench: Path) -> str:
     """benchmarks/pixart/eps_vs_v.sh (eps_vs_v.json)."""
     res = _load(bench, "pixart/eps_vs_v.json")
-    labels = {"v": "v (tiny preset)", "eps": "eps (paper)"}
+    labels = {"v": "v (tiny-pixel preset)", "eps": "eps (paper)"}
     lines = [
         "| prediction | colour | shape | position | count | all | text_gap (last log) |",
         "| --- | --- | --- | --- | --- | --- | --- |",

@@ -49,7 +49,7 @@ def print_table(results: dict, args: dict) -> None:
     steps = [c["step"] for c in next(iter(results.values()))[0]["curve"]]
     mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
     depth = f"{args['layers']}-block" if args.get("layers") else "4-block"
-    print(f"\nToy-scale training efficiency, tiny preset with {depth} transformer "
+    print(f"\nToy-scale training efficiency, tiny-pixel preset with {depth} transformer "
           f"({seeds} seeds; stage 1 = {args['pixel_steps']} steps, stage 2 = "
           f"{args['align_steps']} steps; {args['eval_prompts']} held-out prompts, DPM-Solver++ "
           f"{args['sample_steps']} steps, CFG 4.5)\n")  # fmt: skip
@@ -81,7 +81,9 @@ def main() -> None:
     ap.add_argument("--eval-prompts", type=int, default=48)
     ap.add_argument("--sample-steps", type=int, default=10)
     ap.add_argument("--threshold", type=float, default=0.5)
-    ap.add_argument("--layers", type=int, default=None, help="override the tiny preset's depth")
+    ap.add_argument(
+        "--layers", type=int, default=None, help="override the tiny-pixel preset's depth"
+    )
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument(
         "--table", action="store_true", help="print the table of the saved efficiency.json"
@@ -102,14 +104,14 @@ def main() -> None:
     t_all = time.time()
     for seed in args.seeds:
         rt = setup(device="cpu", seed=seed, quiet=True)
-        data = world_dataset(preset("tiny").dataset_size, 0)
-        cfg1 = preset("tiny", stage="pixel", steps=args.pixel_steps, **changes)
+        data = world_dataset(preset("tiny-pixel").dataset_size, 0)
+        cfg1 = preset("tiny-pixel", stage="pixel", steps=args.pixel_steps, **changes)
         run1 = RunDir.create("pixart", out=root / f"s{seed}-pixel")
         s1 = run_training(cfg1, data, run=run1, rt=rt, store=store)
         for arm, (init, mode) in ARMS.items():
             rt = setup(device="cpu", seed=seed, quiet=True)
             cfg = preset(
-                "tiny", stage="align", steps=args.align_steps, caption_mode=mode, **changes
+                "tiny-pixel", stage="align", steps=args.align_steps, caption_mode=mode, **changes
             )
             run = RunDir.create("pixart", out=root / f"s{seed}-{arm.replace(', ', '-')}")
             t0 = time.time()

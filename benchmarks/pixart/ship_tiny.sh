@@ -11,3 +11,8 @@ mltk pixart train --preset tiny --steps 1600 --save-every 400 --log-every 100 --
 rm -rf mltk/t2i/weights/tiny
 cp -r "$work/pipeline" mltk/t2i/weights/tiny
 mltk pixart eval tiny --prompts 128 --device cpu --threads 1 --json | tee benchmarks/pixart/shipped_eval.json
+# the samples in the docs: one row per prompt, seeds 0-3
+mltk pixart generate tiny "a red circle above a blue square" "a large green triangle in the top left" \
+  "three yellow circles in a row" "a blue square left of a red triangle" --num-images 4 --seed 0 \
+  --out "$work-samples" --device cpu --threads 1 --quiet > /dev/null
+cp "$work-samples/grid.png" benchmarks/pixart/shipped_samples.png

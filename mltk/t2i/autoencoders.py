@@ -95,7 +95,9 @@ def load_tiny_vae():
             f"the shipped tiny VAE is missing ({TINY_VAE}); rebuild it with "
             "`python benchmarks/t2i/ship_tiny_vae.py`"
         )
-    vae = AutoencoderKL.from_pretrained(str(TINY_VAE), use_safetensors=True)
+    vae = AutoencoderKL.from_pretrained(
+        str(TINY_VAE), use_safetensors=True, low_cpu_mem_usage=False
+    )
     return vae.eval().requires_grad_(False)
 
 

@@ -13,6 +13,7 @@ safetensors, everything else JSON.
 from __future__ import annotations
 
 import json
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -145,27 +146,32 @@ def save_pipeline(folder: Path, bundle: Bundle, *, config: dict | None = None,
 
 
 def _readme(bundle: Bundle, identity: bool) -> str:
+    """What a user opening the folder needs: the diffusers call that fits it, or why none does."""
     pipe, size = PIPELINES[bundle.kind], bundle.native_size
     if identity:
-        return (
-            f"# A pixel-space {pipe} folder written by mltk\n\n"
-            "It diffuses pixels, not latents, so it has no `vae/`: diffusers alone cannot "
-            'decode its samples. Generate with `mltk <plugin> generate THIS_FOLDER "a prompt"`, '
-            "or in Python with `mltk.t2i.sampling.generate`.\n"
-        )
-    binning = "\n    use_resolution_binning=False," if bundle.kind == "pixart" else ""
+        how = "`mltk.t2i.sampling.generate` in Python"
+        if bundle.kind == "pixart":
+            how = f'`mltk pixart generate THIS_FOLDER "a prompt"` or {how}'
+        title = f"A pixel-space {pipe} folder written by mltk"
+        note = ("It diffuses pixels, not latents, so it has no `vae/`: diffusers alone cannot "
+                f"decode its samples. Generate with {how}.")  # fmt: skip
+        return f"# {title}\n\n{textwrap.fill(note, 80)}\n"
+    args = [f"height={size}", f"width={size}"]
+    note = (f"It was trained at {size} px; prompts go to its tokenizer as written (mltk does not "
+            "clean captions, which would delete location tokens such as `<l5>`).")  # fmt: skip
+    if bundle.kind == "pixart":  # its bucket tables are for 256-2048 px; its T5 length is ours
+        args += ["use_resolution_binning=False", f"max_sequence_length={int(bundle.max_length)}",
+                 "clean_caption=False"]  # fmt: skip
+        note += (" These are the pixels that `mltk pixart generate THIS_FOLDER PROMPT --seed 0` "
+                 "writes (20 DPM-Solver++ steps, guidance 4.5: both sides' defaults).")  # fmt: skip
+    args.append("generator=torch.Generator().manual_seed(0)")
+    call = "".join(f"    {a},\n" for a in args)
     return (
         f"# A {pipe} folder written by mltk\n\n"
-        "```python\n"
-        f"from diffusers import {pipe}\n\n"
+        f"```python\nimport torch\nfrom diffusers import {pipe}\n\n"
         f'pipe = {pipe}.from_pretrained("THIS_FOLDER")\n'
-        "image = pipe(\n"
-        '    "a red circle above a blue square",\n'
-        f"    height={size},\n    width={size},{binning}\n"
-        ").images[0]\n"
-        "```\n\n"
-        f"It was trained at {size} px; prompts go to its tokenizer as written (mltk does not "
-        "clean captions).\n"
+        f'image = pipe(\n    "a red circle above a blue square",\n{call}).images[0]\n```\n\n'
+        f"{textwrap.fill(note, 80)}\n"
     )
 
 

@@ -1,11 +1,13 @@
 """The one configuration of the pixart plugin, and its presets (stdlib only: imported by the CLI).
 
-``tiny`` is the embedded default: pixel-space diffusion (an ``identity`` autoencoder) of 32x32
-procedural images, a 4-layer PixArt transformer of width 128 and a 2-layer T5 encoder; it learns
-prompt following on a CPU in minutes. ``tiny-vae`` is the same with a small ``AutoencoderKL``
-(random weights, built from a config) so the full latent pipeline, and diffusers' own
-PixArtAlphaPipeline, run end to end. ``paper`` is PixArt-XL-2 at 1024 px with T5-XXL and the SD VAE,
-trained as the paper does (eps prediction with learned variance, AdamW lr 2e-5, clip 0.01).
+``tiny`` is the embedded default: latent diffusion of 32x32 procedural images through the shipped
+trained tiny VAE (2x down, 4 channels), a 4-layer PixArt transformer of width 128 on 2x2 latent
+patches and a 2-layer T5 encoder; it learns prompt following on a CPU in minutes and its folder
+loads in diffusers' PixArtAlphaPipeline. ``tiny-pixel`` is pixel-space diffusion (an ``identity``
+autoencoder, 4x4 patches), the recipe the pixel-space benchmarks measure. ``tiny-vae`` swaps in
+the VAE's architecture with random weights (the speed benchmark's model). ``paper`` is
+PixArt-XL-2 at 1024 px with T5-XXL and the SD VAE, trained as the paper does (eps prediction
+with learned variance, AdamW lr 2e-5, clip 0.01).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ class PixArtConfig:
     # --- transformer (diffusers PixArtTransformer2DModel) ---
     image_size: int = option(32, "Pixels (height = width) the model trains at.", min=8,
                              max=8192, panel=MODEL)  # fmt: skip
-    patch_size: int = option(4, "Latent pixels per token side.", min=1, max=64, panel=MODEL)
+    patch_size: int = option(2, "Latent pixels per token side.", min=1, max=64, panel=MODEL)
     num_layers: int = option(4, "Transformer blocks.", min=1, max=512, panel=MODEL)
     num_heads: int = option(4, "Attention heads.", min=1, max=512, panel=MODEL)
     head_dim: int = option(32, "Width per head (width = heads x head_dim).", min=1, max=4096,
@@ -51,7 +53,7 @@ class PixArtConfig:
     num_classes: int = option(12, "Classes of the stage-1 class-conditional model.", min=1,
                               max=1_000_000, panel=MODEL)  # fmt: skip
     autoencoder: Literal["identity", "tiny", "tiny-kl", "sd"] = option(
-        "identity", "identity (pixel space) | tiny (the shipped trained 2x VAE) | tiny-kl (its "
+        "tiny", "identity (pixel space) | tiny (the shipped trained 2x VAE) | tiny-kl (its "
         "architecture, random weights) | sd (the SD VAE config, 8x).", panel=MODEL,
     )  # fmt: skip
     # --- text encoder (transformers T5EncoderModel) ---
@@ -98,6 +100,7 @@ class PixArtConfig:
 
 PRESETS: dict[str, PixArtConfig] = {
     "tiny": PixArtConfig(),
+    "tiny-pixel": PixArtConfig(autoencoder="identity", patch_size=4),
     "tiny-vae": PixArtConfig(autoencoder="tiny-kl", patch_size=2),
     "paper": PixArtConfig(
         image_size=1024,

@@ -17,7 +17,7 @@ def _env(monkeypatch, tmp_path_factory):
 
 
 def micro(**changes):
-    """The tiny preset cut down to one layer for tests that only need the wiring."""
+    """The tiny-pixel preset (pixel space, no VAE) cut down to one layer for wiring tests."""
     from mltk_plugins.pixart.config import preset
 
     base = dict(
@@ -36,4 +36,6 @@ def micro(**changes):
         warmup=2,
     )
     base.update(changes)
-    return preset(changes.pop("preset", "tiny"), **{k: v for k, v in base.items() if k != "preset"})
+    return preset(
+        changes.pop("preset", "tiny-pixel"), **{k: v for k, v in base.items() if k != "preset"}
+    )

@@ -342,6 +342,8 @@ def test_aspect_ratio_buckets_train_with_matching_micro_conditions(
     small = MICRO.replace("batch_size = 16", "batch_size = 4").replace(
         "head_dim = 16", "head_dim = 24"
     )
+    # pixel space, so the shapes the denoiser sees are the buckets' pixel sizes
+    small += 'autoencoder = "identity"\npatch_size = 4\n'
     cfg.write_text(small + "micro_conditions = true\n")  # width 48: thirds for the micro-conditions
     bad = tmp_path / "bad.toml"
     bad.write_text(MICRO + "micro_conditions = true\n")  # width 32: not divisible by 3
