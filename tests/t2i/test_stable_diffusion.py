@@ -115,3 +115,40 @@ def test_the_loss_map_averages_as_documented():
     w[:, :, :2] = 1.0  # the top half only
     by_hand = ((noise - out)[:, :, :2] ** 2).flatten(1).sum(1) / (3 * 16)
     torch.testing.assert_close(d.losses(out, x0, xt, t, noise, weight=w)["mse"], by_hand)
+
+
+def test_a_frozen_teachers_target_trains_the_student_and_leaves_the_teacher(tmp_path):
+    """With ``target_fn`` the loss is the squared error to the teacher's target: a student equal
+    to its teacher, aimed at the teacher's prediction + 1, starts at a loss of exactly 1."""
+    import copy
+
+    from mltk.t2i.training import Captions, Settings, denoise, train_denoiser
+
+    b = sd_bundle()
+    student = b.denoiser
+    teacher = copy.deepcopy(student).requires_grad_(False)
+    teacher_before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    student_before = {k: v.clone() for k, v in student.state_dict().items()}
+    feats = torch.randn(3, 77, 32, generator=torch.Generator().manual_seed(0))
+    table = {"feats": feats.numpy(), "mask": np.ones((3, 77), np.int64)}
+    latents = [{"mean": np.random.default_rng(1).normal(size=(4, 4, 16, 16)).astype(np.float32),
+                "std": np.zeros((4, 4, 16, 16), np.float32)}]  # fmt: skip
+
+    def target_fn(teacher, xt, t, x0, noise, cond):
+        with torch.no_grad():
+            return denoise(teacher, xt, t, text=cond["text"], mask=cond["mask"]) + 1.0
+
+    rt, run = _run(tmp_path)
+    result = train_denoiser(
+        student, epoch_data=lambda: (table, latents), offsets=np.array([0, 4]),
+        captions=Captions(["", "a", "b"], short=np.array([1, 2, 1, 2]),
+                          dense=np.array([[1], [2], [1], [2]])),
+        objective=Diffusion.from_config(b.scheduler_config),
+        settings=Settings(steps=2, batch_size=2, lr=1e-3, warmup=0, caption_dropout=0.0,
+                          log_every=1, save_every=2),
+        rt=rt, run=run, factor=2, teacher=teacher, target_fn=target_fn,
+    )  # fmt: skip
+    assert abs(result.history[0]["loss"] - 1.0) < 1e-5
+    for k, v in teacher_before.items():
+        assert torch.equal(teacher.state_dict()[k], v), k
+    assert any(not torch.equal(student.state_dict()[k], v) for k, v in student_before.items())
