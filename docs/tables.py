@@ -25,7 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "benchmarks"
-DOCS = [ROOT / "docs" / f"{p}.md" for p in ("tensor", "timediff", "aesam", "pixart")]
+DOCS = [ROOT / "docs" / f"{p}.md" for p in ("tensor", "timediff", "aesam", "pixart", "teach")]
 
 # Hand-written tables: what the plugin does, options, data sources. No measured number.
 DESCRIPTIVE = [
@@ -34,6 +34,8 @@ DESCRIPTIVE = [
     "| setting | default | where it comes from |",
     "| source | what `--data-path` points at |",
     "| stage | what it trains | starts from |",
+    "| teacher | picks | paper's curve |",
+    "| `--data` | pool | target f* | start f0 |",
 ]
 
 OPEN, CLOSE = "<!-- table: ", "<!-- /table -->"
@@ -628,6 +630,72 @@ def _pixart_classifier(bench: Path) -> str:
             "| images with that label | " + " | ".join(str(n[h]) for h in heads) + " |",
         ]
     )
+
+
+@_table("teach-toy1d")
+def _teach_toy1d(bench: Path) -> str:
+    """benchmarks/teach/toy1d.py (toy1d.json): every teacher's ITD to 1e-4 on the paper's toy."""
+    res = _load(bench, "teach/toy1d.json")
+    lines = [
+        "| teacher | ITD to 1e-4 | reached eps | final loss | distinct examples |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for r in res["results"]:
+        itd = "-" if r["itd_mean"] is None else f"{r['itd_mean']:,.0f}"
+        if r["seeds"] > 1 and r["itd_mean"] is not None:
+            itd += f" ± {r['itd_std']:,.0f}"
+        loss = statistics.mean(x["final_loss"] for x in r["runs"])
+        ex = statistics.mean(x["examples"] for x in r["runs"])
+        lines.append(f"| {r['teacher']} | {itd} | {r['reached']}/{r['seeds']} | {loss:.3g} | "
+                     f"{ex:,.0f} |")  # fmt: skip
+    lines += ["", _wrap(
+        f"RFT-1 / GFT-1: **{res['rft1_over_gft1']:.2f}** (the theory's 1/mean(gamma) over the "
+        f"GFT-1 run: {res['theory_ratio_gft1']:.2f}); random teachers over {res['seeds']} seeds, "
+        f"T = {res['max_iter']:,}; {res['seconds']:.0f} s on one thread."
+    )]  # fmt: skip
+    return "\n".join(lines)
+
+
+@_table("teach-images")
+def _teach_images(bench: Path) -> str:
+    """benchmarks/teach/images.py (images.json): GFT-1 against RFT-1 on images."""
+    res = _load(bench, "teach/images.json")
+    b = res["budgets"]
+    lines = [
+        "| problem | eps | ITD GFT-1 | ITD RFT-1 | RFT / GFT (goal) | theory | "
+        + " | ".join(f"loss @{x:,}: GFT / RFT" for x in b) + " |",
+        "| --- " * (6 + len(b)) + "|",
+    ]  # fmt: skip
+    for r in res["results"]:
+        rft = (
+            "-"
+            if r["rft_itd_mean"] is None
+            else f"{r['rft_itd_mean']:,.0f} ± {r['rft_itd_std']:,.0f}"
+        )
+        ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f} (>= {r['goal']:g})"
+        losses = [
+            f"{r['runs']['GFT-1'][0]['loss_at'][str(x)]:.1e} / "
+            f"{statistics.mean(q['loss_at'][str(x)] for q in r['runs']['RFT-1']):.1e}"
+            for x in b
+        ]
+        lines.append(f"| {r['problem']} | {r['eps']:.2g} | {r['gft_itd']:,} | {rft} | {ratio} | "
+                     f"{r['theory_ratio']:.2f} | " + " | ".join(losses) + " |")  # fmt: skip
+    return "\n".join(lines)
+
+
+@_table("teach-speed")
+def _teach_speed(bench: Path) -> str:
+    """benchmarks/teach/speed.py (speed.json): GFT-1 iterations per second against pool size."""
+    res = _load(bench, "teach/speed.json")
+    lines = [
+        "| pixels | notebook loop (numpy) | mltk dense | mltk truncated | truncated / dense |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for r in res["rows"]:
+        lines.append(f"| {r['size']}x{r['size']} | {r['notebook']['it_per_s']:,.0f} | "
+                     f"{r['dense']['it_per_s']:,.0f} | {r['truncated']['it_per_s']:,.0f} | "
+                     f"{r['speedup']:,.0f}x |")  # fmt: skip
+    return "\n".join(lines)
 
 
 NAMES = list(_GENERATORS)

@@ -105,6 +105,7 @@ def render(data: dict[str, Any], width: int | None = None) -> str:
     being cut with an ellipsis.
     """
     import io
+    import textwrap
 
     from rich.console import Console
 
@@ -123,7 +124,10 @@ def render(data: dict[str, Any], width: int | None = None) -> str:
             else:
                 buf.write(f"{k}:\n")
                 for line in v.splitlines() or [""]:
-                    buf.write(f"  {line}\n")
+                    # a list breaks between its items (at spaces), never inside a word or path
+                    for part in textwrap.wrap(line, console.width - 2, break_long_words=False,
+                                              break_on_hyphens=False) or [""]:  # fmt: skip
+                        buf.write(f"  {part}\n")
         pairs.clear()
 
     for key, value in _flatten(data):

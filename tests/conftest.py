@@ -120,7 +120,7 @@ def cli(tmp_path: Path, site: Path, monkeypatch, capsys) -> Cli:
 
 @pytest.fixture(scope="session")
 def tiny_runs(tmp_path_factory):
-    """Small trained runs of tensor, timediff and aesam (pixart reads its shipped `tiny`), the
+    """Small trained runs of tensor, timediff, aesam and teach (pixart reads its shipped `tiny`), the
     arguments that keep each verb fast, and files of every bad kind, for tests across plugins."""
     import numpy as np
 
@@ -156,13 +156,15 @@ def tiny_runs(tmp_path_factory):
                                     "--lookback", "24", "--horizon", "12", "--epochs", "1"],
             ("aesam", "train"): ["--preset", "tiny", "--epochs", "1", "--limit-train", "64"],
             ("pixart", "train"): ["--config", str(root / "micro.toml")],
+            ("teach", "train"): ["--max-iter", "50"],
         }  # fmt: skip
         fast[("tensor", "train")] = fast[("tensor", "complete")]
         fast[("timediff", "forecast")] = fast[("timediff", "train")]
         fast[("aesam", "compare")] = fast[("aesam", "train")] + ["--seeds", "1",
                                                                  "--optimizers", "erm"]  # fmt: skip
+        fast[("teach", "run")] = ["--max-iter", "50", "--teacher", "gft"]
         runs = {"pixart": "tiny"}
-        for plugin in ("tensor", "timediff", "aesam"):
+        for plugin in ("tensor", "timediff", "aesam", "teach"):
             out = root / f"run-{plugin}"
             args = [plugin, "train", *fast[(plugin, "train")], "--out", str(out), "--quiet"]
             assert run(args) == 0, args

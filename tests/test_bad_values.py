@@ -17,7 +17,7 @@ import pytest
 
 from mltk.verbs import Shared, specs
 
-BUILTIN = ("tensor", "timediff", "aesam", "pixart")
+BUILTIN = ("tensor", "timediff", "aesam", "pixart", "teach")
 LONG = "x" * 5000
 TIMEOUT_S = 20
 

@@ -79,41 +79,15 @@ def _check_order(shape, what: str) -> None:
 
 def load_image(source: str, size: int | None = None) -> np.ndarray:
     """An embedded photograph or an image file as float64 (H, W, C) in [0, 1]."""
-    if source in EMBEDDED_IMAGES:
-        from skimage import data as skdata
+    from mltk.data.images import downscale, read_image
 
-        img = getattr(skdata, source)()
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise DataError(f"image file {source} does not exist")
-        try:
-            from skimage import io
-
-            img = io.imread(str(path))
-        except Exception as exc:  # any decoder failure is a data problem
-            # decoders explain at length (which plugins to install); the first line says it all
-            reason = (str(exc).strip().splitlines() or ["not a readable image"])[0].rstrip(".")
-            raise DataError(f"could not read the image {source}: {reason}") from exc
-    img = np.asarray(img)
+    img = read_image(source)
     if img.ndim == 2:
         raise DataError(
             f"{source} is a grayscale image (a 2-D array {img.shape}); tensor completion needs "
             "3 modes -- use a matrix completion method for a single channel"
         )
-    if img.ndim != 3:
-        raise DataError(f"{source} has an unexpected image shape {img.shape}")
-    if img.shape[2] == 4:  # drop alpha
-        img = img[:, :, :3]
-    scale = 65535.0 if img.dtype == np.uint16 else 255.0 if img.dtype == np.uint8 else 1.0
-    img = img.astype(np.float64) / scale
-    if size is not None and max(img.shape[:2]) > size:
-        from skimage.transform import resize
-
-        f = size / max(img.shape[:2])
-        new = (max(1, round(img.shape[0] * f)), max(1, round(img.shape[1] * f)), img.shape[2])
-        img = resize(img, new, anti_aliasing=True)
-    return img
+    return downscale(img, size)
 
 
 def _load_npy_like(path: Path, key: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
