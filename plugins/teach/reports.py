@@ -43,7 +43,8 @@ def curves_csv(path: Path, traces: list[Trace]) -> None:
 
 
 def plot_curves(path: Path, traces: list[Trace], eps: float, title: str) -> None:
-    """Loss against t on a log scale: each teacher's median over seeds, the range shaded."""
+    """Loss against t on a log scale: each teacher's median over seeds, the range shaded (a run
+    that reached eps counts with its last loss after it stopped)."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4))
     by_teacher: dict[str, list[Trace]] = {}
@@ -51,9 +52,10 @@ def plot_curves(path: Path, traces: list[Trace], eps: float, title: str) -> None
         by_teacher.setdefault(t.teacher.label, []).append(t)
     for label, group in by_teacher.items():
         longest = max(len(t.losses) for t in group)
-        padded = np.full((len(group), longest), np.nan)
-        for i, t in enumerate(group):
+        padded = np.empty((len(group), longest))
+        for i, t in enumerate(group):  # a run that stopped keeps its last loss
             padded[i, : len(t.losses)] = t.losses
+            padded[i, len(t.losses) :] = t.losses[-1]
         steps = np.arange(longest)
         (line,) = ax.plot(steps, np.nanmedian(padded, 0), lw=1.4, label=label)
         if len(group) > 1:
