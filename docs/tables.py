@@ -25,7 +25,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "benchmarks"
-DOCS = [ROOT / "docs" / f"{p}.md" for p in ("tensor", "timediff", "aesam", "pixart", "teach")]
+DOCS = [
+    ROOT / "docs" / f"{p}.md" for p in ("tensor", "timediff", "aesam", "pixart", "teach", "trace")
+]
 
 # Hand-written tables: what the plugin does, options, data sources. No measured number.
 DESCRIPTIVE = [
@@ -36,6 +38,8 @@ DESCRIPTIVE = [
     "| stage | what it trains | starts from |",
     "| teacher | picks | paper's curve |",
     "| `--data` | pool | target f* | start f0 |",
+    "| `--decomp` | cores | is |",
+    "| set | entities | relations | facts | train | valid | test |",
 ]
 
 OPEN, CLOSE = "<!-- table: ", "<!-- /table -->"
@@ -695,6 +699,157 @@ def _teach_speed(bench: Path) -> str:
         lines.append(f"| {r['size']}x{r['size']} | {r['notebook']['it_per_s']:,.0f} | "
                      f"{r['dense']['it_per_s']:,.0f} | {r['truncated']['it_per_s']:,.0f} | "
                      f"{r['speedup']:,.0f}x |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def _spread(values: list[float]) -> str:
+    if len(values) < 2:
+        return f"{values[0]:.3f}"
+    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+
+
+TRACE_NAMES = {"independent": "independent", "cp": "CP-4", "tt": "TT-4 (TRACE)"}
+
+
+def _kg_table(res) -> str:
+    rows = res["rows"]
+    lines = [
+        "| data | distribution | epochs | lr | seeds | MRR | Hits@1 | Hits@10 | MRR (strict) "
+        "| s / epoch |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    published = {r["data"]: r["methods"] for r in res["published"]}
+    for data in dict.fromkeys(r["data"] for r in rows):
+        for decomp in ("independent", "cp", "tt"):
+            group = [r for r in rows if r["data"] == data and r["decomp"] == decomp]
+            if not group:
+                continue
+            lines.append(
+                f"| {data} | {TRACE_NAMES[decomp]} | {group[0]['epochs']} | {group[0]['lr']:g} | "
+                f"{len(group)} | "
+                + " | ".join(_spread([r[k] for r in group])
+                             for k in ("mrr", "hits@1", "hits@10", "mrr_strict"))
+                + f" | {statistics.mean(r['epoch_seconds'] for r in group):.1f} |"
+            )  # fmt: skip
+        for method, m in published.get(data, {}).items():
+            lines.append(f"| {data} | {method} (published) | | | | {m[0]:.3f} | {m[1]:.3f} | "
+                         f"{m[2]:.3f} | | |")  # fmt: skip
+    return "\n".join(lines)
+
+
+@_table("trace-kg")
+def _trace_kg(bench: Path) -> str:
+    """benchmarks/trace/kg.py (kg.json): independent, CP and TT rule chains, three seeds."""
+    return _kg_table(_load(bench, "trace/kg.json"))
+
+
+@_table("trace-kg-lr")
+def _trace_kg_lr(bench: Path) -> str:
+    """benchmarks/trace/kg.py --lr 0.02 (kg-lr0.02.json): kinship at a smaller step size."""
+    return _kg_table(_load(bench, "trace/kg-lr0.02.json"))
+
+
+@_table("trace-goals")
+def _trace_goals(bench: Path) -> str:
+    """benchmarks/trace/kg.py and walk.py: the plugin's goals, measured."""
+    res = _load(bench, "trace/kg.json")
+    rows = res["rows"]
+
+    def mrr(data, decomp):
+        return [r["mrr"] for r in rows if r["data"] == data and r["decomp"] == decomp]
+
+    lines = ["| goal | measured | met |", "| --- | --- | --- |"]
+    tt, ind = mrr("kinship", "tt"), mrr("kinship", "independent")
+    if len(tt) > 1 and len(ind) > 1:
+        gain = statistics.mean(tt) - statistics.mean(ind)
+        s_tt, s_ind = statistics.stdev(tt), statistics.stdev(ind)
+        lines.append(f"| kinship: TT >= independent + 0.02 MRR | {gain:+.3f} | "
+                     f"{'yes' if gain >= 0.02 else 'no'} |")  # fmt: skip
+        lines.append(f"| kinship: TT's seed spread <= half of independent's | {s_tt:.3f} vs "
+                     f"{s_ind:.3f} / 2 | {'yes' if s_tt <= s_ind / 2 else 'no'} |")  # fmt: skip
+    drum = {r["data"]: r["methods"].get("DRUM") for r in res["published"]}
+    for data in dict.fromkeys(r["data"] for r in rows):
+        got = mrr(data, "tt")
+        if got and drum.get(data):
+            m = statistics.mean(got)
+            lines.append(f"| {data}: TT at or above DRUM's MRR | {m:.3f} vs {drum[data][0]:.2f} | "
+                         f"{'yes' if m >= drum[data][0] else 'no'} |")  # fmt: skip
+        elif got:
+            lines.append(f"| {data}: TT at or above DRUM's MRR | {statistics.mean(got):.3f}; "
+                         "no published DRUM row found | - |")  # fmt: skip
+    walk = _load(bench, "trace/walk.json")["rows"]
+    for r in walk:
+        if r["data"] == "family":
+            limit = 15 if r["decomp"] == "independent" else 60
+            epoch = r[r["auto"]] * r["steps_per_epoch"]
+            name = "independent" if r["decomp"] == "independent" else "TT-4"
+            lines.append(f"| family: an epoch ({name}) < {limit} s on one core | {epoch:.1f} s | "
+                         f"{'yes' if epoch < limit else 'no'} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+@_table("trace-walk")
+def _trace_walk(bench: Path) -> str:
+    """benchmarks/trace/walk.py (walk.json): dense against sparse walks, seconds per step."""
+    lines = [
+        "| data | distribution | dense: s / step | sparse: s / step | epoch, layout picked |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for r in _load(bench, "trace/walk.json")["rows"]:
+        epoch = r[r["auto"]] * r["steps_per_epoch"]
+        lines.append(f"| {r['data']} | {TRACE_NAMES[r['decomp']]} | {r['dense']:.3f} | "
+                     f"{r['sparse']:.3f} | {epoch:.1f} s ({r['auto']}) |")  # fmt: skip
+    return "\n".join(lines)
+
+
+@_table("trace-hin")
+def _trace_hin(bench: Path) -> str:
+    """benchmarks/trace/hin.py (hin.json): meta-paths on the generated graph, three seeds."""
+    rows = _load(bench, "trace/hin.json")["rows"]
+    lines = [
+        "| distribution | seeds | test Macro-F1 | test Micro-F1 | planted path on top "
+        "| its share | train s |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for decomp in ("independent", "cp", "tt"):
+        group = [r for r in rows if r["decomp"] == decomp]
+        if not group:
+            continue
+        name = "independent (GTN-style)" if decomp == "independent" else TRACE_NAMES[decomp]
+        found = sum(bool(r["recovered"]) for r in group)
+        lines.append(
+            f"| {name} | {len(group)} | {_spread([r['macro_f1'] for r in group])} | "
+            f"{_spread([r['micro_f1'] for r in group])} | {found}/{len(group)} | "
+            f"{_spread([r['top_share'] for r in group])} | "
+            f"{statistics.mean(r['train_seconds'] for r in group):.1f} |"
+        )
+    return "\n".join(lines)
+
+
+@_table("trace-nas")
+def _trace_nas(bench: Path) -> str:
+    """benchmarks/trace/nas.py (nas.json): the cell search on digits, TT against the others."""
+    res = _load(bench, "trace/nas.json")
+    lines = [
+        "| distribution | seeds | test accuracy (retrained) | P(derived cell) | search s "
+        "| steps / s | device |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for decomp in ("independent", "cp", "tt", "random"):
+        group = [r for r in res["runs"] if r["decomp"] == decomp]
+        if not group:
+            continue
+        name = TRACE_NAMES.get(decomp, "random cells")
+        if decomp == "random":
+            lines.append(f"| {name} | {len(group)} | {_spread([r['test_acc'] for r in group])} "
+                         f"| - | - | - | {res['device']} |")  # fmt: skip
+            continue
+        lines.append(
+            f"| {name} | {len(group)} | {_spread([r['test_acc'] for r in group])} | "
+            f"{_spread([r['p_arch'] for r in group])} | "
+            f"{statistics.mean(r['search_seconds'] for r in group):.0f} | "
+            f"{statistics.mean(r['steps_per_s'] for r in group):.1f} | {res['device']} |"
+        )
     return "\n".join(lines)
 
 

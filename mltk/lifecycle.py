@@ -192,9 +192,8 @@ def config_toml(call: Call) -> str:
     if call.preset:
         top["preset"] = call.preset
     if call.runs:
-        top["runs" if verb.run == "read+" else "run"] = (
-            call.runs if verb.run == "read+" else call.runs[0]
-        )
+        many = verb.run in ("read+", "read*")
+        top["runs" if many else "run"] = call.runs if many else call.runs[0]
     shared = {k: v for k, v in to_dict(call.shared).items() if k not in own}
     header = (
         f"{verb.command}: resolved configuration (mltk {__version__})\n"

@@ -125,7 +125,7 @@ class Verb:
     config: type
     presets: dict[str, Any] | None = None
     default_preset: str | None = None
-    run: str | None = None  # "new" | "read" | "read?" | "read+": what it does with run folders
+    run: str | None = None  # "new" | "read" | "read?" | "read+" | "read*": its run folders
     output: bool = False  # writes its files to a new output folder (--out)
     resume: tuple[str, ...] | None = None  # fields a resumed run may change; None: no --resume
     distributed: bool = False
@@ -180,8 +180,8 @@ class Plugin:
         open_run: Callable[[Any], Any] | None = None,
     ) -> Callable[[Callable], Verb]:
         """Declare `body(cfg, rt) -> dict` as the verb `name` (default: the function's name)."""
-        if run not in (None, "new", "read", "read?", "read+"):
-            raise ValueError(f"run must be new, read, read? or read+; got {run!r}")
+        if run not in (None, "new", "read", "read?", "read+", "read*"):
+            raise ValueError(f"run must be new, read, read?, read+ or read*; got {run!r}")
 
         def decorate(body: Callable) -> Verb:
             verb = Verb(
@@ -456,13 +456,13 @@ def _controls(verb: Verb) -> list[inspect.Parameter]:
 def _run_param(verb: Verb) -> list[inspect.Parameter]:
     import typer
 
-    if verb.run not in ("read", "read?", "read+"):
+    if verb.run not in ("read", "read?", "read+", "read*"):
         return []
-    many = verb.run == "read+"
+    many = verb.run in ("read+", "read*")
     help_text = "Run folder" + ("s" if many else "") + f" written by `mltk {verb.plugin} train`."
     if verb.run == "read?":
         help_text += " Without one, a model is trained first."
-    metavar = "RUN..." if many else ("[RUN]" if verb.run == "read?" else "RUN")
+    metavar = {"read+": "RUN...", "read*": "[RUN]...", "read?": "[RUN]"}.get(verb.run, "RUN")
     info = typer.Argument(None, help=help_text, metavar=metavar, show_default=False)
     tp = Optional[list[str]] if many else Optional[str]
     return [inspect.Parameter("c_run", inspect.Parameter.KEYWORD_ONLY, default=info, annotation=tp)]

@@ -120,7 +120,7 @@ def cli(tmp_path: Path, site: Path, monkeypatch, capsys) -> Cli:
 
 @pytest.fixture(scope="session")
 def tiny_runs(tmp_path_factory):
-    """Small trained runs of tensor, timediff, aesam and teach (pixart reads its shipped `tiny`), the
+    """Small trained runs of tensor, timediff, aesam, teach and trace (pixart reads its shipped `tiny`), the
     arguments that keep each verb fast, and files of every bad kind, for tests across plugins."""
     import numpy as np
 
@@ -157,14 +157,18 @@ def tiny_runs(tmp_path_factory):
             ("aesam", "train"): ["--preset", "tiny", "--epochs", "1", "--limit-train", "64"],
             ("pixart", "train"): ["--config", str(root / "micro.toml")],
             ("teach", "train"): ["--max-iter", "50"],
+            ("trace", "train"): ["--epochs", "1", "--length", "1"],
         }  # fmt: skip
         fast[("tensor", "train")] = fast[("tensor", "complete")]
         fast[("timediff", "forecast")] = fast[("timediff", "train")]
         fast[("aesam", "compare")] = fast[("aesam", "train")] + ["--seeds", "1",
                                                                  "--optimizers", "erm"]  # fmt: skip
         fast[("teach", "run")] = ["--max-iter", "50", "--teacher", "gft"]
+        fast[("trace", "rules")] = fast[("trace", "search")] = fast[("trace", "train")]
+        (root / "queries.csv").write_text("entity,relation\nPerson59,Term15\n")
+        fast[("trace", "predict")] = ["--queries", str(root / "queries.csv")]
         runs = {"pixart": "tiny"}
-        for plugin in ("tensor", "timediff", "aesam", "teach"):
+        for plugin in ("tensor", "timediff", "aesam", "teach", "trace"):
             out = root / f"run-{plugin}"
             args = [plugin, "train", *fast[(plugin, "train")], "--out", str(out), "--quiet"]
             assert run(args) == 0, args

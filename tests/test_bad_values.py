@@ -17,7 +17,7 @@ import pytest
 
 from mltk.verbs import Shared, specs
 
-BUILTIN = ("tensor", "timediff", "aesam", "pixart", "teach")
+BUILTIN = ("tensor", "timediff", "aesam", "pixart", "teach", "trace")
 LONG = "x" * 5000
 TIMEOUT_S = 20
 
@@ -132,12 +132,12 @@ def run_cases(verb, world) -> list[str]:
     command = command_for([verb.plugin])
     runs = world["runs"]
     head = [verb.plugin, verb.name]
-    if verb.run in ("read", "read+"):
+    if verb.run in ("read", "read+", "read*"):
         head.append(runs[verb.plugin])
     head += world["positional"].get((verb.plugin, verb.name), [])
     base = head + world["fast"].get((verb.plugin, verb.name), [])
     cases = cases_for(verb, world)
-    if verb.run in ("read", "read+"):
+    if verb.run in ("read", "read+", "read*"):
         root = world["root"]
         for label, value in (("missing", root / "missing"), ("file", root / "binary.csv"),
                              ("empty folder", root / "empty-folder"), ("long", LONG), ("empty", "")):  # fmt: skip

@@ -104,7 +104,7 @@ def _alternative(spec, default):
 
 def _required(verb, tiny_runs) -> list[str]:
     args = []
-    if verb.run in ("read", "read+"):
+    if verb.run in ("read", "read+", "read*"):
         args.append("some/run")  # --print-config does not open RUN
     args += tiny_runs["positional"].get((verb.plugin, verb.name), [])
     for spec in specs(verb.config):
