@@ -217,7 +217,7 @@ def test_support_and_confidence_count_pairs_on_facts_and_train():
     assert R.support_confidence(kg, 2, [1, 0]) == (1, pytest.approx(1 / 3))
 
 
-def test_the_family_uncle_rule_has_the_papers_support_and_confidence():
+def test_the_family_uncle_rule_has_support_1196_and_confidence_083():
     kg = K.load("family")
     r = {n: i for i, n in enumerate(kg.relations)}
     support, conf = R.support_confidence(kg, r["uncle"], [r["brother"], r["father"]])
