@@ -1,4 +1,4 @@
-"""Cell search with a tensorized architecture distribution (TRACE, Sec. 4.1 on DARTS's space).
+"""Cell search with a tensorized architecture distribution (TRACE, on the DARTS space).
 
 The space is DARTS's normal cell, kept small: two input states x0, x1 (the outputs of the two
 previous cells) and four intermediate nodes n2..n5, each summing one operation of every earlier
@@ -16,7 +16,7 @@ An architecture is one operation per edge, ``a = (k_1, ..., k_14)``; its probabi
 ``ChainDistribution`` over the 14 edges in topological order (node n2's edges from x0, x1, then
 n3's from x0, x1, n2, ...): the tensor train follows the cell's DAG flattened into that order,
 
-    P(a) = G_1[k_1] G_2[k_2] ... G_14[k_14]                       (TRACE, Eq. 4),
+    P(a) = G_1[k_1] G_2[k_2] ... G_14[k_14]                       (TRACE's tensor train),
 
 with ``decomp="independent"`` (rank 1: DARTS / ENAS-like per-edge softmaxes) and ``"cp"`` as
 ablations. Two objectives, alternating first-order steps on the weights w (train batches) and the
@@ -28,10 +28,10 @@ distribution theta (validation batches):
 
       grad_theta E_{a ~ P}[L_val(w, a)] ~= (1/S) sum_s (L_val(w, a_s) - b) grad_theta log P(a_s)
 
-  with b a moving average of the sampled losses (TRACE, Eq. 7 with a baseline). log P is the
+  with b a moving average of the sampled losses (TRACE's stochastic objective, with a baseline). log P is the
   full joint, so a tensor train can learn correlations between edges.
 - ``deterministic``: every edge mixes its operations with the edge's marginal,
-  o_l(x) = sum_k p(k_l = k) op_k(x) (the DARTS relaxation, Eq. 5); gradients flow into theta
+  o_l(x) = sum_k p(k_l = k) op_k(x) (the DARTS relaxation); gradients flow into theta
   through the marginals. For a nonlinear supernet this is a relaxation, not the expectation
   E_a[f(x; a)] over architectures.
 
@@ -210,7 +210,7 @@ def make_op(name: str, c: int, search: bool = True) -> nn.Module:
 
 
 class MixedEdge(nn.Module):
-    """Every operation of one edge: o(x) = sum_k w_k op_k(x) (Eq. 5), or op_k(x) alone."""
+    """Every operation of one edge: o(x) = sum_k w_k op_k(x), or op_k(x) alone."""
 
     def __init__(self, c: int, search: bool = True):
         super().__init__()
@@ -348,7 +348,7 @@ def score_function_step(
     generator: torch.Generator,
     decay: float = 0.9,
 ) -> tuple[float, torch.Tensor]:
-    """One distribution step by the score function (TRACE Eq. 7 with a baseline):
+    """One distribution step by the score function (TRACE's stochastic objective, with a baseline):
 
         g = (1/S) sum_s (L(a_s) - b) grad_theta log P_theta(a_s),     a_s ~ P_theta,
 

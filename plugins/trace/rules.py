@@ -2,7 +2,7 @@
 (a relation, its inverse, or the identity); a distribution over chains per query relation.
 
 The deterministic objective scores every entity with the expectation over chains, one
-contraction with the operators interleaved (Sec. 4.2 of TRACE for the rule task):
+contraction with the operators interleaved:
 
     h_0 = e_query,    h_l[b] = sum_{a,k} G_l[a, k, b] A_k^T h_{l-1}[a],    score = h_L
 

@@ -1,5 +1,5 @@
 """Distributions over architectures that follow the supernet's topology: a tensor network with
-one core per multi-choice edge (TRACE, Sec. 3).
+one core per multi-choice edge (TRACE).
 
 An architecture of a chain supernet is one choice per edge, ``(k_1, ..., k_L)``: an index into a
 K_1 x ... x K_L tensor. TRACE writes its probability as a tensor network mirroring the supernet;
