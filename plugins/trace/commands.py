@@ -287,6 +287,7 @@ def run_eval(ecfg, rt) -> dict:
         }
     if not rt.sources:
         raise UsageError("give a RUN folder to score (or --predictions FILE)")
+    rt.out.log(f"scoring the {ecfg.split} split of {len(rt.sources)} run(s)")
     from . import rules as R
 
     rows, relations = [], []
@@ -304,12 +305,9 @@ def run_eval(ecfg, rt) -> dict:
         result = R.evaluate(kg, dist, ecfg.split)
         rows.append(
             {
-                "run": str(run.path),
+                "run": run_label(run),
                 "data": kg.name,
-                "decomp": s.decomp,
-                "rank": dist.rank,
-                "length": s.length,
-                "split": ecfg.split,
+                "model": f"{s.decomp}-{dist.rank} L{s.length}",
                 **{k: result[k] for k in ("mrr", "hits@1", "hits@3", "hits@10")},
                 "mrr_strict": result["mrr_strict"],
             }
@@ -320,6 +318,17 @@ def run_eval(ecfg, rt) -> dict:
     if relations:
         out["relations"] = relations
     return out
+
+
+def run_label(run) -> str:
+    """A run folder as the user can name it: relative to here when it is below here."""
+    import os
+
+    path = Path(run.path).resolve()
+    try:
+        return os.path.relpath(path) if path.is_relative_to(Path.cwd()) else str(path)
+    except ValueError:  # another drive
+        return str(path)
 
 
 def _per_relation(kg: K.KG, result: dict, run) -> list[dict]:

@@ -155,7 +155,7 @@ class PredictConfig:
     )
     top: int = option(10, "Answers per query.", min=1, max=100_000)
     rules: int = option(
-        3, "Rules shown per answer (the most probable that fired).", min=0, max=1000
+        3, "Rules per answer in --output (the most probable that fired).", min=0, max=1000
     )
     output: Optional[Path] = option(
         None, "Also write the answers to this CSV.", path="output", suffixes=(".csv",)

@@ -138,10 +138,12 @@ def search_nas(cfg, rt) -> dict:
 def eval_run(run, task: str) -> dict:
     """One `eval` row of a meta-path run (scored again) or a cell run (its retrained network's
     test accuracy, as recorded: the network itself is not kept)."""
+    from .commands import run_label
+
     tensors, meta = run.load()
     if task == "nas":
         return {
-            "run": str(run.path),
+            "run": run_label(run),
             "data": meta["data"],
             "decomp": meta["settings"]["decomp"],
             "accuracy": meta["test_acc"],
@@ -162,7 +164,7 @@ def eval_run(run, task: str) -> dict:
         raise DataError(f"{run.path}/checkpoint does not fit its graph ({exc})") from exc
     scores = H.evaluate(graph, model, "test")
     return {
-        "run": str(run.path),
+        "run": run_label(run),
         "data": meta["data"],
         "decomp": s.decomp,
         **{k: scores[k] for k in ("macro_f1", "micro_f1", "accuracy")},
