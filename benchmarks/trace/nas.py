@@ -25,6 +25,8 @@ from pathlib import Path
 import torch
 from mltk_plugins.trace import nas
 
+from mltk.device import resolve_device
+
 HERE = Path(__file__).parent
 DECOMPS = ("tt", "cp", "independent")
 
@@ -50,7 +52,7 @@ def main() -> None:
         print_table(json.loads(args.out.read_text()))
         return
     torch.set_num_threads(1)
-    device = nas._resolve(args.device)
+    device = resolve_device(args.device)
     data = nas.load_data(args.data, seed=0)
     base = nas.Settings(
         epochs=args.epochs,

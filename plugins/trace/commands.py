@@ -9,13 +9,14 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from mltk.atomic import write_text
 from mltk.checkpoint import save_checkpoint
 from mltk.errors import DataError, UsageError
 
 from . import kg as K
-from .config import RulesConfig, resolved
+from .config import RulesConfig, resolved, settings_from
 
 
 def _absolute(cfg):
@@ -40,17 +41,18 @@ def run_search(cfg: RulesConfig, rt, *, task: str) -> dict:
 def _settings(cfg: RulesConfig):
     from .rules import Settings
 
-    return Settings(
-        length=cfg.length,
-        decomp=cfg.decomp,
-        rank=cfg.rank,
-        objective=cfg.objective,
-        epochs=cfg.epochs,
-        batch_size=cfg.batch_size,
-        lr=cfg.lr,
-        samples=cfg.samples,
-        init_scale=cfg.init_scale,
+    names = (
+        "length",
+        "decomp",
+        "rank",
+        "objective",
+        "epochs",
+        "batch_size",
+        "lr",
+        "samples",
+        "init_scale",
     )
+    return settings_from(cfg, Settings(), {n: n for n in names})
 
 
 def _describe(kg: K.KG, log) -> None:
@@ -67,31 +69,28 @@ def _search_kg(cfg: RulesConfig, rt) -> dict:
     _describe(kg, rt.out.log)
     s = _settings(cfg)
     rt.out.log(
-        f"{s.decomp} distribution (rank {R.make_distribution(kg, s).rank}) over "
+        f"{s.decomp} distribution (rank {1 if s.decomp == 'independent' else s.rank}) over "
         f"{kg.n_operators}^{s.length} chains per query relation, {s.objective} objective"
     )
     run = rt.run
     valid_q, valid_a = K.queries(kg.splits["valid"], kg.n_relations)
-
-    def on_epoch(dist, epoch):
-        sc = R.scores_for(kg, dist, valid_q)
-        m = R.metrics(*R.ranks(kg, sc, valid_q, valid_a))
-        return {"valid_mrr": m["mrr"], "valid_hits@10": m["hits@10"]}
+    walker = R.Walker(kg, kg.graph(), torch.float64)  # scores valid and test
 
     t0 = time.perf_counter()
     with rt.out.progress(s.epochs, "epochs") as bar:
 
-        def tick(dist, epoch):
-            row = on_epoch(dist, epoch)
+        def on_epoch(dist, epoch):
+            sc = R.scores_for(kg, dist, valid_q, walker=walker)
+            m = R.metrics(*R.ranks(kg, sc, valid_q, valid_a))
             bar.advance(1)
-            return row
+            return {"valid_mrr": m["mrr"], "valid_hits@10": m["hits@10"]}
 
-        dist, history = R.train(kg, s, seed=rt.seed, on_epoch=tick, log=rt.out.log)
+        dist, history = R.train(kg, s, seed=rt.seed, on_epoch=on_epoch, log=rt.out.log)
     train_seconds = time.perf_counter() - t0
     for row in history:
         run.log_metrics(row["epoch"], **{k: v for k, v in row.items() if k != "epoch"})
     rt.record(cfg)
-    result = R.evaluate(kg, dist, "test")
+    result = R.evaluate(kg, dist, "test", walker=walker)
     rules = R.extract_rules(kg, dist, per_head=cfg.top, min_prob=cfg.min_probability)
     save_kg_run(run.checkpoint_dir, kg, dist, s)
     _write_rules(run.artifact("rules.tsv"), rules)
@@ -176,13 +175,12 @@ def save_kg_run(directory: Path, kg: K.KG, dist, s) -> None:
     )
 
 
-def load_kg_run(run):
-    """(kg, distribution, settings) of a rules run."""
-    import torch
-
+def load_kg_run(run, checkpoint: tuple[dict, dict] | None = None):
+    """(kg, distribution, settings) of a rules run; ``checkpoint``: its (tensors, meta) when
+    already read."""
     from .rules import Settings, make_distribution
 
-    tensors, meta = run.load()
+    tensors, meta = checkpoint or run.load()
     if meta.get("task") != "kg":
         raise DataError(f"{run.path} is a {meta.get('task')} run, not a rules (kg) run")
     try:
@@ -293,13 +291,14 @@ def run_eval(ecfg, rt) -> dict:
     rows, relations = [], []
     per_relation = ecfg.per_relation if ecfg.per_relation is not None else len(rt.sources) == 1
     for run in rt.sources:
-        task = run.load()[1].get("task")
+        checkpoint = run.load()
+        task = checkpoint[1].get("task")
         if task != "kg":
             from . import tasks
 
-            rows.append(tasks.eval_run(run, task))
+            rows.append(tasks.eval_run(run, task, checkpoint))
             continue
-        kg, dist, s = load_kg_run(run)
+        kg, dist, s = load_kg_run(run, checkpoint)
         if len(kg.splits[ecfg.split]) == 0:
             raise DataError(f"{run.path}: the {ecfg.split} split is empty")
         result = R.evaluate(kg, dist, ecfg.split)

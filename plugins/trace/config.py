@@ -178,6 +178,15 @@ def check(cfg: RulesConfig) -> None:
         raise UsageError("--length sets a chain's steps; a cell has its 14 edges (drop --length)")
 
 
+def settings_from(cfg, settings, names: dict[str, str]):
+    """A task module's settings dataclass with the options the user set: ``names`` maps its
+    fields to the config's; a None keeps the module's default."""
+    from dataclasses import replace
+
+    given = {field: getattr(cfg, opt) for field, opt in names.items()}
+    return replace(settings, **{k: v for k, v in given.items() if v is not None})
+
+
 def resolved(cfg: RulesConfig):
     """``cfg`` with the task's defaults in place of None."""
     from dataclasses import replace

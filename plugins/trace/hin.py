@@ -37,7 +37,6 @@ from __future__ import annotations
 import csv
 import math
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,17 +46,13 @@ from torch import nn
 
 from mltk.errors import DataError, DivergedError, UsageError
 
+from .sparse import csr, csr_rows, spmm
 from .tensornet import DECOMPOSITIONS, ChainDistribution, top_paths
 
 SYNTHETIC = "synthetic"
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".pck")
 SPLIT_FRACTIONS = (0.2, 0.2)  # train, val; the rest is test
 AREAS = ("databases", "data_mining", "machine_learning", "information_retrieval")
-
-
-def _quiet_sparse():
-    warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
-    warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
 
 
 # --- the network ------------------------------------------------------------------------------
@@ -87,13 +82,11 @@ class HIN:
     adjacency: list[torch.Tensor] = field(init=False, repr=False)
 
     def __post_init__(self):
-        _quiet_sparse()
         n = len(self.nodes)
         self.adjacency = []
         for e in self.edges:
             index, values = _row_normalised(e, n)
-            a = torch.sparse_coo_tensor(index, values.float(), (n, n)).coalesce()
-            self.adjacency.append(a.to_sparse_csr())
+            self.adjacency.append(csr(index, values.float(), (n, n)))
 
     @property
     def n_nodes(self) -> int:
@@ -137,10 +130,7 @@ def operators(hin: HIN, dtype=torch.float32) -> torch.Tensor:
     ident = torch.arange(n)
     idx.append(torch.stack([hin.identity * n + ident, ident]))
     vals.append(torch.ones(n, dtype=torch.float64))
-    m = torch.sparse_coo_tensor(
-        torch.cat(idx, 1), torch.cat(vals).to(dtype), (hin.n_operators * n, n)
-    ).coalesce()
-    return m.to_sparse_csr()
+    return csr(torch.cat(idx, 1), torch.cat(vals).to(dtype), (hin.n_operators * n, n))
 
 
 # --- the generated set ------------------------------------------------------------------------
@@ -520,7 +510,6 @@ class MetaPathGCN(nn.Module):
 
     def __init__(self, hin: HIN, settings: Settings, seed: int = 0):
         super().__init__()
-        _quiet_sparse()
         s = settings.check()
         self.settings = s
         x = hin.features.float()  # (N, F)
@@ -553,7 +542,7 @@ class MetaPathGCN(nn.Module):
         sigma = x[featured].std(0, unbiased=False)  # (F,)
         buffers = {
             "ops": ops,
-            "ops_targets": _csr_rows(ops, rows),  # (K T, N): the rows of the target nodes
+            "ops_targets": csr_rows(ops, rows),  # (K T, N): the rows of the target nodes
             "xf": torch.cat([x, featured[:, None].float()], 1),  # (N, F + 1)
             "sigma": torch.where(sigma > 0, sigma, torch.ones_like(sigma)),  # (F,)
             "position": position,  # (N,) row of z, -1 off the target type
@@ -576,51 +565,6 @@ class MetaPathGCN(nn.Module):
         return self.classify(self.aggregate(), nodes)
 
 
-def _csr_rows(m: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """The rows ``rows`` of a sparse CSR matrix, as CSR."""
-    import scipy.sparse as sp
-
-    s = sp.csr_matrix(
-        (m.values().numpy(), m.col_indices().numpy(), m.crow_indices().numpy()),
-        shape=tuple(m.shape),
-    )[rows.numpy()]
-    return torch.sparse_csr_tensor(
-        torch.as_tensor(s.indptr, dtype=torch.long),
-        torch.as_tensor(s.indices, dtype=torch.long),
-        torch.as_tensor(s.data),
-        size=s.shape,
-    )
-
-
-class _CsrProduct(torch.autograd.Function):
-    """``m @ h`` for a constant sparse CSR m on the CPU, by scipy (many times faster there than
-    torch's CSR kernel); the gradient is ``m^T @ grad``."""
-
-    @staticmethod
-    def _product(m: torch.Tensor, h: torch.Tensor, transpose: bool) -> torch.Tensor:
-        import scipy.sparse as sp
-
-        s = sp.csr_matrix(
-            (m.values().numpy(), m.col_indices().numpy(), m.crow_indices().numpy()),
-            shape=tuple(m.shape),
-        )
-        out = (s.T if transpose else s) @ h.detach().numpy()
-        return torch.from_numpy(np.ascontiguousarray(out)).to(h.dtype)
-
-    @staticmethod
-    def forward(ctx, m, h):
-        ctx.m = m
-        return _CsrProduct._product(m, h, False)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return None, _CsrProduct._product(ctx.m, grad.contiguous(), True)
-
-
-def _spmm(m: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-    return _CsrProduct.apply(m, h) if m.device.type == "cpu" else m @ h
-
-
 def contract(
     ops: torch.Tensor, cores: list[torch.Tensor], x: torch.Tensor, last: torch.Tensor | None = None
 ) -> torch.Tensor:
@@ -638,7 +582,7 @@ def contract(
         g = cores[step]
         d_in, k, d_out = g.shape
         m = last if (step == 0 and last is not None) else ops
-        z = _spmm(m, h.reshape(n, f * d_out)).reshape(k, -1, f, d_out)  # (K, rows, F, D_out)
+        z = spmm(m, h.reshape(n, f * d_out)).reshape(k, -1, f, d_out)  # (K, rows, F, D_out)
         h = torch.einsum("knfb,akb->nfa", z, g)  # (rows, F, D_in)
     return h[:, :, 0]
 

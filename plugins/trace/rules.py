@@ -19,13 +19,13 @@ rebuilt.
 from __future__ import annotations
 
 import time
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from . import kg as K
+from .sparse import csr
 from .tensornet import ChainDistribution, log_prob_rows, sample_rows, top_paths
 
 
@@ -90,10 +90,7 @@ class Walker:
         )
         if self.mode == "dense":
             idx = torch.stack([self.op * n + self.dst, self.src])
-            vals = torch.ones(len(self.keys), dtype=dtype)
-            with warnings.catch_warnings():  # "sparse CSR support is in beta"
-                warnings.simplefilter("ignore", UserWarning)
-                self.ops = torch.sparse_coo_tensor(idx, vals, (self.k * n, n)).to_sparse_csr()
+            self.ops = csr(idx, torch.ones(len(self.keys), dtype=dtype), (self.k * n, n))
 
     def _excluded(self, triples: np.ndarray) -> torch.Tensor:
         """Indices of the edges of ``triples`` (both directions) present in the graph."""
@@ -239,9 +236,12 @@ def _stochastic_loss(dist, walker, start, heads, answers, excl, s: Settings, bas
 # --- evaluation ------------------------------------------------------------------------------
 
 
-def scores_for(kg: K.KG, dist: ChainDistribution, q: np.ndarray, batch: int = 256) -> np.ndarray:
-    """Scores (B, N) of every entity for queries (entity, query relation), on facts + train."""
-    walker = Walker(kg, kg.graph(), torch.float64)
+def scores_for(
+    kg: K.KG, dist: ChainDistribution, q: np.ndarray, batch: int = 256, walker: Walker = None
+) -> np.ndarray:
+    """Scores (B, N) of every entity for queries (entity, query relation), on facts + train;
+    ``walker``: a float64 walker on that graph, to reuse across calls."""
+    walker = walker or Walker(kg, kg.graph(), torch.float64)
     with torch.no_grad():
         cores = [c.double() for c in dist.cores()]
         out = [
@@ -287,9 +287,9 @@ def metrics(higher: np.ndarray, ties: np.ndarray, ks=(1, 3, 10)) -> dict:
     return out
 
 
-def evaluate(kg: K.KG, dist: ChainDistribution, split: str = "test") -> dict:
+def evaluate(kg: K.KG, dist: ChainDistribution, split: str = "test", walker: Walker = None) -> dict:
     q, a = K.queries(kg.splits[split], kg.n_relations)
-    sc = scores_for(kg, dist, q)
+    sc = scores_for(kg, dist, q, walker=walker)
     higher, ties = ranks(kg, sc, q, a)
     return {
         **metrics(higher, ties),

@@ -8,12 +8,7 @@ from dataclasses import asdict, replace
 from mltk.checkpoint import save_checkpoint
 from mltk.errors import DataError
 
-
-def _overrides(cfg, settings, names: dict[str, str]):
-    """The module's settings with the options the user set (None keeps the module's default)."""
-    given = {field: getattr(cfg, opt) for field, opt in names.items()}
-    return replace(settings, **{k: v for k, v in given.items() if v is not None})
-
+from .config import settings_from
 
 # --- meta-paths -------------------------------------------------------------------------------
 
@@ -22,7 +17,7 @@ def search_hin(cfg, rt) -> dict:
     from . import hin as H
 
     graph = H.load(cfg.data, seed=rt.seed)
-    s = _overrides(
+    s = settings_from(
         cfg,
         H.Settings(),
         {
@@ -80,7 +75,7 @@ def search_nas(cfg, rt) -> dict:
     from . import nas as N
 
     data = N.load_data(cfg.data, seed=rt.seed)
-    s = _overrides(
+    s = settings_from(
         cfg,
         N.Settings(),
         {
@@ -135,12 +130,13 @@ def search_nas(cfg, rt) -> dict:
 # --- eval -------------------------------------------------------------------------------------
 
 
-def eval_run(run, task: str) -> dict:
+def eval_run(run, task: str, checkpoint: tuple[dict, dict]) -> dict:
     """One `eval` row of a meta-path run (scored again) or a cell run (its retrained network's
-    test accuracy, as recorded: the network itself is not kept)."""
+    test accuracy, as recorded: the network itself is not kept); ``checkpoint``: the run's
+    (tensors, meta)."""
     from .commands import run_label
 
-    tensors, meta = run.load()
+    tensors, meta = checkpoint
     if task == "nas":
         return {
             "run": run_label(run),
