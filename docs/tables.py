@@ -26,7 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "benchmarks"
 DOCS = [
-    ROOT / "docs" / f"{p}.md" for p in ("tensor", "timediff", "aesam", "pixart", "teach", "trace")
+    ROOT / "docs" / f"{p}.md"
+    for p in ("tensor", "timediff", "aesam", "pixart", "teach", "trace", "geom-erasing")
 ]
 
 # Hand-written tables: what the plugin does, options, data sources. No measured number.
@@ -824,6 +825,63 @@ def _trace_hin(bench: Path) -> str:
             f"{statistics.mean(r['train_seconds'] for r in group):.1f} |"
         )
     return "\n".join(lines)
+
+
+GEOM_ROWS = (
+    "plain",
+    "plain + name negative",
+    "name",
+    "mask",
+    "esd",
+    "geom",
+    "geom, frequent cells",
+)  # as in benchmarks/geom-erasing/removal.py ROWS
+
+
+def _geom_table(bench: Path, setting: str) -> str:
+    rows = [r for r in _load(bench, "geom-erasing/removal.json")["rows"] if r["setting"] == setting]
+    if not rows:
+        raise TableError(f"benchmarks/geom-erasing/removal.json has no {setting}-setting rows")
+    lines = [
+        "| concept | method | seeds | ICR | ICR (cross-check) | alignment | Fréchet | train s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for concept in dict.fromkeys(r["concept"] for r in rows):
+        for name in GEOM_ROWS:
+            g = [r for r in rows if r["concept"] == concept and r["row"] == name]
+            if not g:
+                continue
+            seconds = "-" if name == "plain" and setting == "model" else (
+                f"{statistics.mean(r['train_seconds'] for r in g):.0f}")  # fmt: skip
+            lines.append(
+                f"| {concept} | {name} | {len(g)} | {_spread([r['icr'] for r in g])} | "
+                f"{_spread([r['icr_cross'] for r in g])} | {_spread([r['alignment'] for r in g])} "
+                f"| {statistics.mean(r['frechet'] for r in g):.0f} | {seconds} |"
+            )
+    return "\n".join(lines)
+
+
+@_table("geom-premise")
+def _geom_premise(bench: Path) -> str:
+    """benchmarks/geom-erasing/premise.py (premise.json): does plain fine-tuning paint it?"""
+    lines = ["| concept | placement | share with it | steps | ICR | alignment | Fréchet |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    for r in _load(bench, "geom-erasing/premise.json")["rows"]:
+        lines.append(f"| {r['concept']} | {r['placement']} | {r['ratio']} | {r['steps']} | "
+                     f"{r['icr']:.3f} | {r['alignment']:.3f} | {r['frechet']:.0f} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+@_table("geom-data")
+def _geom_data(bench: Path) -> str:
+    """benchmarks/geom-erasing/removal.py (removal.json): the data setting."""
+    return _geom_table(bench, "data")
+
+
+@_table("geom-model")
+def _geom_model(bench: Path) -> str:
+    """benchmarks/geom-erasing/removal.py (removal.json): the model setting."""
+    return _geom_table(bench, "model")
 
 
 @_table("trace-nas")

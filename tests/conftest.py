@@ -120,7 +120,7 @@ def cli(tmp_path: Path, site: Path, monkeypatch, capsys) -> Cli:
 
 @pytest.fixture(scope="session")
 def tiny_runs(tmp_path_factory):
-    """Small trained runs of tensor, timediff, aesam, teach and trace (pixart reads its shipped `tiny`), the
+    """Small trained runs of tensor, timediff, aesam, teach, trace and geom-erasing (pixart reads its shipped `tiny`), the
     arguments that keep each verb fast, and files of every bad kind, for tests across plugins."""
     import numpy as np
 
@@ -158,6 +158,7 @@ def tiny_runs(tmp_path_factory):
             ("pixart", "train"): ["--config", str(root / "micro.toml")],
             ("teach", "train"): ["--max-iter", "50"],
             ("trace", "train"): ["--epochs", "1", "--length", "1"],
+            ("geom-erasing", "erase"): ["--steps", "1", "--size", "16", "--batch-size", "8"],
         }  # fmt: skip
         fast[("tensor", "train")] = fast[("tensor", "complete")]
         fast[("timediff", "forecast")] = fast[("timediff", "train")]
@@ -167,10 +168,18 @@ def tiny_runs(tmp_path_factory):
         fast[("trace", "rules")] = fast[("trace", "search")] = fast[("trace", "train")]
         (root / "queries.csv").write_text("entity,relation\nPerson59,Term15\n")
         fast[("trace", "predict")] = ["--queries", str(root / "queries.csv")]
+        fast[("geom-erasing", "train")] = fast[("geom-erasing", "erase")]
+        fast[("geom-erasing", "make-dataset")] = ["--size", "4"]
+        fast[("geom-erasing", "generate")] = ["--steps", "2", "--num-images", "1"]
+        fast[("geom-erasing", "eval")] = ["--prompts", "2", "--steps", "2"]
+        from PIL import Image
+
+        Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(root / "black.png")
         runs = {"pixart": "tiny"}
-        for plugin in ("tensor", "timediff", "aesam", "teach", "trace"):
+        for plugin in ("tensor", "timediff", "aesam", "teach", "trace", "geom-erasing"):
             out = root / f"run-{plugin}"
-            args = [plugin, "train", *fast[(plugin, "train")], "--out", str(out), "--quiet"]
+            verb = "erase" if plugin == "geom-erasing" else "train"
+            args = [plugin, verb, *fast[(plugin, verb)], "--out", str(out), "--quiet"]
             assert run(args) == 0, args
             runs[plugin] = str(out)
         fast[("timediff", "eval")] = ["--no-baselines"]
@@ -183,5 +192,7 @@ def tiny_runs(tmp_path_factory):
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-    positional = {("pixart", "generate"): ["a red circle"]}
+    positional = {("pixart", "generate"): ["a red circle"],
+                  ("geom-erasing", "generate"): ["a red circle"],
+                  ("geom-erasing", "detect"): [str(root / "black.png")]}  # fmt: skip
     return {"root": root, "fast": fast, "runs": runs, "positional": positional}

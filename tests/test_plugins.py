@@ -89,8 +89,8 @@ def test_builtin_plugins_are_declared_as_entry_points():
     from importlib.metadata import entry_points
 
     names = {ep.name: ep.value for ep in entry_points(group="mltk")}
-    for plugin in ("tensor", "timediff", "aesam", "pixart", "teach", "trace"):
-        assert names[plugin] == f"mltk_plugins.{plugin}.plugin"
+    for plugin in ("tensor", "timediff", "aesam", "pixart", "teach", "trace", "geom-erasing"):
+        assert names[plugin] == f"mltk_plugins.{plugin.replace('-', '_')}.plugin"
 
 
 def test_datasets_registered_by_plugins_are_listed_and_loadable(cli):

@@ -43,7 +43,7 @@ def test_quick_start_is_two_make_targets_that_exist():
 def test_readme_holds_each_plugin_section_verbatim():
     root = Path(__file__).resolve().parent.parent
     readme = (root / "README.md").read_text()
-    for plugin in ("tensor", "timediff", "aesam", "pixart", "teach", "trace"):
+    for plugin in ("tensor", "timediff", "aesam", "pixart", "teach", "trace", "geom-erasing"):
         section = (root / "docs" / f"{plugin}.md").read_text().strip()
         assert section in readme, (
             f"README.md is out of date with docs/{plugin}.md: run docs/assemble_readme.py"
@@ -59,7 +59,7 @@ def test_the_python_examples_in_the_readme_run_as_printed(tmp_path):
     section = README.split("### From Python", 1)[1].split("\n### ", 1)[0]
     blocks = re.findall(r"```python\n(.*?)```", section, re.S)
     assert len(blocks) >= 5
-    for plugin in ("tensor", "timediff", "aesam", "pixart", "teach", "trace"):
+    for plugin in ("tensor", "timediff", "aesam", "pixart", "teach", "trace", "geom-erasing"):
         assert any(re.search(rf'mltk\.run\(\s*"{plugin}"', b) for b in blocks), plugin
     script = "import torch; torch.set_num_threads(1)\n" + "\n".join(blocks)
     env = {**os.environ, "MLTK_CACHE_DIR": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
@@ -72,4 +72,7 @@ def test_the_python_examples_in_the_readme_run_as_printed(tmp_path):
     assert [ln.split()[0] for ln in lines[2:4]] == ["sam", "aesam"]
     assert lines[4].endswith("grid.png") and lines[5].startswith("[('GFT-1', 3056), ('RFT-1', ")
     assert lines[6].startswith("umls MRR ") and " <- " in lines[6]
-    assert lines[7].split()[0] == "lsp"
+    words = lines[7].split()
+    assert words[:2] == ["ICR", "with"] and words[3] == "without"
+    assert 0 <= float(words[2]) <= float(words[4]) <= 1
+    assert lines[8].split()[0] == "lsp"

@@ -32,7 +32,7 @@ def main() -> None:
         "mltk --help": [mltk, "--help"],
         **{
             f"mltk {p} --help": [mltk, p, "--help"]
-            for p in ("tensor", "timediff", "aesam", "pixart", "teach", "trace")
+            for p in ("tensor", "timediff", "aesam", "pixart", "teach", "trace", "geom-erasing")
         },
         "mltk plugins": [mltk, "plugins"],
     }
