@@ -41,6 +41,8 @@ DESCRIPTIVE = [
     "| `--data` | pool | target f* | start f0 |",
     "| `--decomp` | cores | is |",
     "| set | entities | relations | facts | train | valid | test |",
+    "| step | what mltk does |",
+    "| method | captions of an image with the concept | loss map | negative prompt |",
 ]
 
 OPEN, CLOSE = "<!-- table: ", "<!-- /table -->"
@@ -851,7 +853,7 @@ def _geom_table(bench: Path, setting: str) -> str:
             g = [r for r in rows if r["concept"] == concept and r["row"] == name]
             if not g:
                 continue
-            seconds = "-" if name == "plain" and setting == "model" else (
+            seconds = "-" if name.startswith("plain") and setting == "model" else (
                 f"{statistics.mean(r['train_seconds'] for r in g):.0f}")  # fmt: skip
             lines.append(
                 f"| {concept} | {name} | {len(g)} | {_spread([r['icr'] for r in g])} | "

@@ -123,41 +123,28 @@ def test_bad_values_get_one_sentence_and_their_exit_code(capsys, args, code, wor
     assert len(err.strip().splitlines()) == 1
 
 
-def test_boxes_naming_missing_images_are_refused(tmp_path, capsys):
+@pytest.mark.parametrize(
+    "lines, words",
+    [
+        (
+            ['{"image": "a.png", "boxes": []}', '{"image": "gone.png", "boxes": [[0, 0, 4, 4]]}'],
+            ["gone.png", "not in the data"],
+        ),
+        (['{"image": "a.png", "boxes": [[0, 0, 40, 4]]}'], ["inside the 32x32 image"]),
+        (['{"image": "a.png", "boxes": [[0, 0, 4]]}'], ["[x0, y0, x1, y1]"]),
+        (["not json"], ["b.jsonl:1 is not JSON"]),
+    ],
+)
+def test_boxes_naming_missing_images_or_outside_them_are_refused(tmp_path, capsys, lines, words):
     (tmp_path / "d").mkdir()
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "d" / "a.png")
     (tmp_path / "d" / "a.txt").write_text("a red circle")
     boxes = tmp_path / "b.jsonl"
-    boxes.write_text(
-        '{"image": "a.png", "boxes": []}\n{"image": "gone.png", "boxes": [[0, 0, 4, 4]]}\n'
-    )
-    code, out, err = call(
-        capsys,
-        "erase",
-        "--data",
-        str(tmp_path / "d"),
-        "--boxes",
-        str(boxes),
-        "--concept",
-        "logo",
-        "--steps",
-        "1",
-    )
-    assert code == 5 and "gone.png" in err and "not in the data" in err
-    boxes.write_text('{"image": "a.png", "boxes": [[0, 0, 40, 4]]}\n')
-    code, out, err = call(
-        capsys,
-        "erase",
-        "--data",
-        str(tmp_path / "d"),
-        "--boxes",
-        str(boxes),
-        "--concept",
-        "logo",
-        "--steps",
-        "1",
-    )
-    assert code == 5 and "inside the 32x32 image" in err
+    boxes.write_text("\n".join(lines) + "\n")
+    args = ["--data", str(tmp_path / "d"), "--boxes", str(boxes), "--concept", "logo"]
+    code, out, err = call(capsys, "erase", *args, "--steps", "1")
+    assert code == 5 and all(w in err for w in words), err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_a_model_folder_lacking_a_component_is_refused(tmp_path, capsys):
