@@ -98,6 +98,8 @@ def _entries(data: Path) -> list[tuple[str, list[str]]]:
             if not caps:
                 raise DataError(f"{data}:{row['_line']}: the caption of {row['image']} is empty")
             out.append((str(row["image"]), caps))
+        if not out:
+            raise DataError(f"{data} lists no images")
         return out
     files = sorted(p for p in data.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
@@ -515,11 +517,16 @@ def _shipped_base() -> Path:
 
 
 def read_prompts(cfg) -> list[str]:
-    texts = list(cfg.prompt)
+    texts = list(getattr(cfg, "prompt", ()))
     if cfg.prompts_file is not None:
-        texts += [x.strip() for x in Path(cfg.prompts_file).read_text().splitlines() if x.strip()]
-    if not texts:
-        raise UsageError(f"{cfg.prompts_file} holds no prompts")
+        try:
+            lines = Path(cfg.prompts_file).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DataError(f"--prompts-file {cfg.prompts_file} cannot be read ({exc})") from exc
+        found = [x.strip() for x in lines if x.strip()]
+        if not found:
+            raise DataError(f"--prompts-file {cfg.prompts_file} holds no prompts")
+        texts += found
     return texts
 
 
