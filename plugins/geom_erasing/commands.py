@@ -139,7 +139,7 @@ def read_boxes(path: Path, names: set[str], words: list[str]) -> dict[str, list[
 
 
 def folder_contaminated(
-    data: Path, words: list[str], size: int, *, boxes: Path | None, detector: str, seed: int, log
+    data: Path, words: list[str], size: int, *, boxes: Path | None, detector: str, log
 ):
     """A user's images with boxes from ``boxes`` (or the folder's boxes.jsonl) or a detector,
     resized to ``size`` x ``size`` (boxes scaled with them)."""
@@ -441,7 +441,6 @@ def run_erase(cfg, rt) -> dict:
             size,
             boxes=cfg.boxes,
             detector=cfg.detector,
-            seed=rt.seed,
             log=rt.out.log,
         )
     rt.out.log(
