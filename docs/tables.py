@@ -830,6 +830,7 @@ def _trace_hin(bench: Path) -> str:
 
 
 GEOM_ROWS = (
+    "tiny model before fine-tuning",
     "plain",
     "plain + name negative",
     "name",
@@ -837,6 +838,7 @@ GEOM_ROWS = (
     "esd",
     "geom",
     "geom, frequent cells",
+    "geom, no negative prompt",
 )  # as in benchmarks/geom-erasing/removal.py ROWS
 
 
@@ -853,7 +855,8 @@ def _geom_table(bench: Path, setting: str) -> str:
             g = [r for r in rows if r["concept"] == concept and r["row"] == name]
             if not g:
                 continue
-            seconds = "-" if name.startswith("plain") and setting == "model" else (
+            untrained = name.startswith("tiny") or (name.startswith("plain") and setting == "model")
+            seconds = "-" if untrained else (
                 f"{statistics.mean(r['train_seconds'] for r in g):.0f}")  # fmt: skip
             lines.append(
                 f"| {concept} | {name} | {len(g)} | {_spread([r['icr'] for r in g])} | "
@@ -871,6 +874,23 @@ def _geom_premise(bench: Path) -> str:
     for r in _load(bench, "geom-erasing/premise.json")["rows"]:
         lines.append(f"| {r['concept']} | {r['placement']} | {r['ratio']} | {r['steps']} | "
                      f"{r['icr']:.3f} | {r['alignment']:.3f} | {r['frechet']:.0f} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+@_table("geom-detector")
+def _geom_detector(bench: Path) -> str:
+    """benchmarks/geom-erasing/build_detector.py (detector.json): the embedded detectors."""
+    lines = [
+        "| detector | concept | cell F1 | cell F1 after VAE | false alarms, tiny model |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, r in _load(bench, "geom-erasing/detector.json").items():
+        label = "shipped" if name == "seed 0" else f"cross-check ({name})"
+        for c in r["f1"]:
+            lines.append(
+                f"| {label} | {c} | {r['f1'][c]:.3f} | {r['f1_after_vae'][c]:.3f} "
+                f"| {r['false_alarms'][c]:.3f} |"
+            )
     return "\n".join(lines)
 
 

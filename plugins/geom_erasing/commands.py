@@ -214,8 +214,17 @@ def folder_contaminated(
     return Contaminated(cd, found_all)
 
 
+def folder_fingerprint(folder: Path) -> str:
+    """Names, sizes and modification times of a model folder's files: a cheap identity."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    return ";".join(
+        f"{p.relative_to(folder)}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files
+    )
+
+
 def model_contaminated(bundle, words: list[str], cfg, rt):
     """The model setting: images the base generates from world prompts, with detected boxes."""
+    from mltk.cache import cached_arrays
     from mltk.data import world as W
     from mltk.data.captioned import CaptionedImages
     from mltk.t2i.sampling import generate
@@ -231,18 +240,35 @@ def model_contaminated(bundle, words: list[str], cfg, rt):
     world = W.make_world(cfg.size, seed=cfg.world_seed + 5000, low_quality_fraction=0.0)
     rng = np.random.default_rng(cfg.world_seed)
     prompts = [d[int(rng.integers(len(d)))] for d in world.dense]
-    rt.out.log(f"model setting: generating {len(prompts)} images with the base")
-    with rt.out.progress(len(prompts), "generating") as bar:
-        images = generate(
-            bundle,
-            prompts,
-            seeds=[cfg.world_seed * 100_000 + i for i in range(len(prompts))],
-            steps=20,
-            guidance=4.5,
-            batch_size=64,
-            device=rt.device,
-            on_batch=bar.advance,
-        )
+
+    def build():
+        rt.out.log(f"model setting: generating {len(prompts)} images with the base")
+        with rt.out.progress(len(prompts), "generating") as bar:
+            return {
+                "images": generate(
+                    bundle,
+                    prompts,
+                    seeds=[cfg.world_seed * 100_000 + i for i in range(len(prompts))],
+                    steps=20,
+                    guidance=4.5,
+                    batch_size=64,
+                    device=rt.device,
+                    on_batch=bar.advance,
+                )
+            }
+
+    # cached: the methods compared on one base share its images (minutes each on a CPU)
+    images = cached_arrays(
+        "geom-erasing-model-setting",
+        {
+            "size": cfg.size,
+            "seed": cfg.world_seed,
+            "device": str(rt.device),
+            "dtype": str(rt.dtype),
+        },
+        build,
+        fingerprint=folder_fingerprint(Path(bundle.info["folder"])),
+    )["images"]
     raw = detect(images, cfg.detector, concept=words[0], log=rt.out.log)
     found = [
         [
@@ -631,7 +657,7 @@ def run_eval(cfg, rt) -> dict:
         folder = open_model(Path(str(getattr(src, "path", src))) if src is not None else None)
         bundle = load_bundle(folder, rt)
         info = erase_info(bundle)
-        words = info.get("concepts") or concept_list("qr")
+        words = concept_list(cfg.concept or ",".join(info.get("concepts") or ["qr"]))
         if cfg.prompts_file is not None:
             prompts, scenes, real = read_prompts(cfg), None, None
             prompts = prompts * max(1, cfg.prompts // len(prompts))

@@ -207,6 +207,9 @@ class EvalConfig(SamplingConfig):
     prompts_file: Optional[Path] = option(
         None, "Your prompts instead, one per line.", path="file", suffixes=(".txt",)
     )
+    concept: Optional[str] = option(
+        None, "Concepts to score (default: the run's; qr for a model that erased nothing)."
+    )
     detector: str = option("embedded", "embedded | opencv-qr | module:function.")
     detector_seed: int = option(
         0,

@@ -94,6 +94,22 @@ def test_make_dataset_detect_erase_generate_eval(tmp_path, capsys):
     assert code == 0, err
     ev = json.loads(out)["runs"][0]
     assert 0 <= ev["icr_qr"] <= 1 and 0 <= ev["alignment"] <= 1 and ev["frechet"] > 0
+    # --concept scores concepts the run did not erase (e.g. on a base model)
+    code, out, err = call(
+        capsys,
+        "eval",
+        str(run_dir),
+        "--concept",
+        "watermark,text",
+        "--prompts",
+        "4",
+        "--steps",
+        "3",
+        "--json",
+    )
+    assert code == 0, err
+    ev = json.loads(out)["runs"][0]
+    assert {k for k in ev if k.startswith("icr")} == {"icr_watermark", "icr_text"}
 
 
 def test_text_output_reads_at_80_columns(tmp_path, capsys, monkeypatch):
@@ -110,6 +126,7 @@ def test_text_output_reads_at_80_columns(tmp_path, capsys, monkeypatch):
         (["erase", "--concept", " , "], 2, "empty"),
         (["erase", "--concept", "<l3>"], 2, "location token"),
         (["erase", "--grid", "0"], 2, "--grid"),
+        (["eval", "--concept", "<l0>"], 2, "location token"),
         (["make-dataset", "--concept", "logo"], 2, "qr, watermark or text"),
         (["generate"], 2, "no prompt"),
         (["erase", "--concept", "logo"], 2, "--boxes or --detector"),
@@ -157,3 +174,35 @@ def test_a_model_folder_lacking_a_component_is_refused(tmp_path, capsys):
     assert code == 5 and "text_encoder/" in err
     code, out, err = call(capsys, "generate", "x", "--model", str(broken))
     assert code == 5 and "text_encoder/" in err
+
+
+def test_the_model_setting_detects_in_the_bases_images_and_reuses_them(tmp_path, capsys):
+    from mltk_plugins.geom_erasing.commands import SHIPPED
+
+    base = str(SHIPPED)
+    for i, method in enumerate(("plain", "mask")):
+        code, out, err = call(
+            capsys,
+            "erase",
+            "--setting",
+            "model",
+            "--base",
+            base,
+            "--concept",
+            "qr",
+            "--size",
+            "16",
+            "--steps",
+            "2",
+            "--batch-size",
+            "8",
+            "--method",
+            method,
+            "--out",
+            str(tmp_path / method),
+            "--json",
+        )
+        assert code == 0, err
+        assert json.loads(out)["images"] == 16
+        # the second method on the same base reads the first one's images from the cache
+        assert ("generating 16 images" in err) == (i == 0), err

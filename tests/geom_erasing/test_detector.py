@@ -54,6 +54,25 @@ def test_the_shipped_detector_finds_cells_with_f1_of_at_least_095():
     assert np.median(errors) <= 1 and np.mean(errors) <= 1.5
 
 
+def test_the_shipped_detector_rarely_fires_on_images_of_the_tiny_model():
+    """The tiny model never saw a concept: the detector must stay quiet on what it generates
+    (trained on world images alone, it fired on 28% of them for text)."""
+    import torch
+
+    from mltk.t2i import TINY_MODEL
+    from mltk.t2i.evaluation import eval_scenes
+    from mltk.t2i.pipeline_io import load_pipeline
+    from mltk.t2i.sampling import generate
+
+    _, prompts, _ = eval_scenes(64)
+    bundle = load_pipeline(TINY_MODEL, device="cpu", dtype=torch.float32)
+    images = generate(bundle, prompts, seeds=list(range(64)), batch_size=64)
+    found = D.boxes_from_maps(D.heatmaps(D.load_detector(0), images))
+    for concept in CONCEPTS:
+        rate = np.mean([any(f["concept"] == concept for f in fs) for fs in found])
+        assert rate <= 0.05, (concept, rate)
+
+
 def test_cell_scores_take_each_cells_maximum():
     maps = np.zeros((1, len(CONCEPTS), 32, 32), np.float32)
     maps[0, 1, 9, 17] = 0.9  # row 1, column 2 of a 4 x 4 grid
