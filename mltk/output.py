@@ -123,11 +123,13 @@ def render(data: dict[str, Any], width: int | None = None) -> str:
                 buf.write(f"{k.ljust(keys)}  {v}\n")
             else:
                 buf.write(f"{k}:\n")
+                pad = " " * (len(k) - len(k.lstrip()) + 2)  # under a block's key, deeper
                 for line in v.splitlines() or [""]:
                     # a list breaks between its items (at spaces), never inside a word or path
-                    for part in textwrap.wrap(line, console.width - 2, break_long_words=False,
+                    for part in textwrap.wrap(line, console.width - len(pad),
+                                              break_long_words=False,
                                               break_on_hyphens=False) or [""]:  # fmt: skip
-                        buf.write(f"  {part}\n")
+                        buf.write(f"{pad}{part}\n")
         pairs.clear()
 
     for key, value in _flatten(data):
@@ -137,11 +139,30 @@ def render(data: dict[str, Any], width: int | None = None) -> str:
                 value if _is_records(value) else [dict(zip(value, r)) for r in zip(*value.values())]
             )
             columns = list(dict.fromkeys(k for r in rows for k in r))
-            console.print(_rich_table(key, columns, [[r.get(c) for c in columns] for r in rows]))
+            if _table_fits(columns, rows, console.width):
+                console.print(
+                    _rich_table(key, columns, [[r.get(c) for c in columns] for r in rows])
+                )
+                continue
+            for i, r in enumerate(rows):  # one key/value block per row
+                buf.write(f"{key} {i + 1} of {len(rows)}\n")
+                pairs.extend((f"  {c}", _fmt(r[c])) for c in columns if c in r)
+                flush()
         else:
             pairs.append((key, _fmt(value)))
     flush()
     return buf.getvalue()
+
+
+def _table_fits(columns: list, rows: list[dict], width: int) -> bool:
+    """Whether a table shows each header and number unbroken: else its columns would fold into
+    slivers, and each row reads better as a block."""
+    need = 1
+    for c in columns:
+        cells = [r.get(c) for r in rows]
+        numbers = [len(_fmt(v)) for v in cells if isinstance(v, (int, float))]
+        need += 3 + max(len(str(c)), *numbers, 1)
+    return need <= width
 
 
 def _width() -> int:

@@ -53,6 +53,18 @@ def test_a_result_and_a_wide_table_lose_no_character_at_80_columns():
             pos = found + len(cell)
 
 
+def test_rows_too_wide_for_a_table_print_as_blocks():
+    """Twelve columns cannot share 80: each row becomes a key/value block, every value whole."""
+    rows = [
+        {**{f"icr_concept_{k}_cross": 0.01 * k + i for k in range(12)}, "model": LONG_PATH}
+        for i in range(2)
+    ]
+    lines = render({"steps": 20, "runs": rows}, width=80).splitlines()
+    assert "│" not in "".join(lines) and "runs 1 of 2" in lines and "runs 2 of 2" in lines
+    assert "  icr_concept_11_cross  0.11" in lines and "  icr_concept_11_cross  1.11" in lines
+    assert f"    {LONG_PATH}" in lines and max(len(x) for x in lines if LONG_PATH not in x) <= 80
+
+
 def test_numbers_print_as_people_read_them():
     assert _fmt(1260.0) == "1260" and _fmt(7.52701) == "7.527" and _fmt(0.000123456) == "0.0001235"
     assert _fmt(None) == "-" and _fmt(True) == "yes" and _fmt(12345.6) == "12346"
