@@ -866,6 +866,52 @@ def _geom_table(bench: Path, setting: str) -> str:
     return "\n".join(lines)
 
 
+@_table("geom-goals")
+def _geom_goals(bench: Path) -> str:
+    """benchmarks/geom-erasing/removal.py (removal.json): the issue's goals, per concept and
+    setting, on the mean over seeds: ICR <= 0.2x plain's, <= 0.5x the best name-based
+    baseline's (the name as negative prompt, ESD-x), alignment within 0.05 of plain's."""
+    rows = _load(bench, "geom-erasing/removal.json")["rows"]
+    lines = [
+        "| setting | concept | seeds | sampled | ICR / plain | ICR / best name-based "
+        "| alignment - plain | goals |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+
+    def mean(setting, concept, row, key):
+        g = [
+            r[key]
+            for r in rows
+            if (r["setting"], r["concept"], r["row"]) == (setting, concept, row)
+        ]
+        return statistics.mean(g) if g else None
+
+    for setting in ("data", "model"):
+        for concept in dict.fromkeys(r["concept"] for r in rows if r["setting"] == setting):
+            plain = mean(setting, concept, "plain", "icr")
+            named = min(mean(setting, concept, n, "icr") for n in ("plain + name negative", "esd"))
+            seeds = len(
+                {r["seed"] for r in rows if (r["setting"], r["concept"]) == (setting, concept)}
+            )
+            for row, label in (
+                ("geom", "with its negative prompt"),
+                ("geom, no negative prompt", "without"),
+            ):
+                icr = mean(setting, concept, row, "icr")
+                if icr is None:
+                    continue
+                da = mean(setting, concept, row, "alignment") - mean(
+                    setting, concept, "plain", "alignment"
+                )
+                ok = icr <= 0.2 * plain and icr <= 0.5 * named and da >= -0.05
+                ratio = [f"{icr / b:.2f}x" if b else "-" for b in (plain, named)]
+                lines.append(
+                    f"| {setting} | {concept} | {seeds} | {label} | {ratio[0]} | {ratio[1]} "
+                    f"| {da:+.3f} | {'met' if ok else 'not met'} |"
+                )
+    return "\n".join(lines)
+
+
 @_table("geom-premise")
 def _geom_premise(bench: Path) -> str:
     """benchmarks/geom-erasing/premise.py (premise.json): does plain fine-tuning paint it?"""
