@@ -295,14 +295,22 @@ def attach_text_encoder(
     )
 
 
-def text_encoder_fingerprint(folder: Path) -> str:
-    """Identifies the text encoder and tokenizer of a folder by file names, sizes and mtimes
-    (hashing 20 GB of T5-XXL would cost more than encoding the prompts)."""
+def folder_fingerprint(folder: Path, subfolders: tuple[str, ...] | None = None) -> str:
+    """Identifies a model folder's components (default: every sub-folder) by file names, sizes
+    and mtimes (hashing 20 GB of T5-XXL would cost more than the work it keys)."""
     import hashlib
 
+    folder = Path(folder)
+    if subfolders is None:
+        subfolders = tuple(sorted(p.name for p in folder.iterdir() if p.is_dir()))
     h = hashlib.sha256()
-    for sub in ("text_encoder", "tokenizer"):
-        for f in sorted((Path(folder) / sub).glob("*")):
+    for sub in subfolders:
+        for f in sorted((folder / sub).glob("*")):
             st = f.stat()
             h.update(f"{sub}/{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
     return h.hexdigest()[:20]
+
+
+def text_encoder_fingerprint(folder: Path) -> str:
+    """The text encoder and tokenizer of a folder (see ``folder_fingerprint``)."""
+    return folder_fingerprint(folder, ("text_encoder", "tokenizer"))

@@ -214,19 +214,12 @@ def folder_contaminated(
     return Contaminated(cd, found_all)
 
 
-def folder_fingerprint(folder: Path) -> str:
-    """Names, sizes and modification times of a model folder's files: a cheap identity."""
-    files = sorted(p for p in folder.rglob("*") if p.is_file())
-    return ";".join(
-        f"{p.relative_to(folder)}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files
-    )
-
-
 def model_contaminated(bundle, words: list[str], cfg, rt):
     """The model setting: images the base generates from world prompts, with detected boxes."""
     from mltk.cache import cached_arrays
     from mltk.data import world as W
     from mltk.data.captioned import CaptionedImages
+    from mltk.t2i.pipeline_io import folder_fingerprint
     from mltk.t2i.sampling import generate
 
     from .detector import detect
