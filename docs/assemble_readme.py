@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PLUGINS = ["tensor", "timediff", "aesam", "pixart", "teach", "trace", "geom-erasing"]
+PLUGINS = ["tensor", "timediff", "aesam", "pixart", "teach", "trace", "geom-erasing", "growclip"]
 START, END = "<!-- PLUGIN SECTIONS -->", "<!-- END PLUGIN SECTIONS -->"
 T_START, T_END = "<!-- STARTUP TABLE -->", "<!-- END STARTUP TABLE -->"
 

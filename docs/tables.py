@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "benchmarks"
 DOCS = [
     ROOT / "docs" / f"{p}.md"
-    for p in ("tensor", "timediff", "aesam", "pixart", "teach", "trace", "geom-erasing")
+    for p in ("tensor", "timediff", "aesam", "pixart", "teach", "trace", "geom-erasing", "growclip")
 ]
 
 # Hand-written tables: what the plugin does, options, data sources. No measured number.
@@ -975,6 +975,95 @@ def _trace_nas(bench: Path) -> str:
             f"{_spread([r['p_arch'] for r in group])} | "
             f"{statistics.mean(r['search_seconds'] for r in group):.0f} | "
             f"{statistics.mean(r['steps_per_s'] for r in group):.1f} | {res['device']} |"
+        )
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------- growclip
+# As in benchmarks/growclip/stream.py (METHODS, TASKS).
+GROWCLIP_METHODS = [
+    "fixed small",
+    "fixed large",
+    "manual growth",
+    "GrowCLIP, plain inheritance",
+    "GrowCLIP",
+    "fixed small, equal FLOPs",
+]
+
+
+@_table("growclip-stream")
+def _growclip_stream(bench: Path) -> str:
+    """benchmarks/growclip/stream.py (stream.json): every method after the third arrival."""
+    rows = _load(bench, "growclip/stream.json")["rows"]
+    lines = [
+        "| method | seeds | zero-shot mean | colour-shape | position | count | i2t R@1 "
+        "| t2i R@1 | parameters | training TFLOPs | growths | seconds |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for method in GROWCLIP_METHODS:
+        g = [r for r in rows if r["method"] == method]
+        if not g:
+            continue
+        growths = sorted({" / ".join(r["growth"][1:]) for r in g})
+        lines.append(
+            f"| {method} | {len(g)} | {_spread([r['zero_shot_mean'] for r in g])} | "
+            + " | ".join(_spread([r[f"zero_shot_{t}"] for r in g]) for t in GROWCLIP_TASKS)
+            + f" | {_spread([r['i2t_r@1'] for r in g])} | {_spread([r['t2i_r@1'] for r in g])} "
+            f"| {statistics.mean(r['params'] for r in g):,.0f} "
+            f"| {statistics.mean(r['cumulative_flops'] for r in g) / 1e12:.2f} "
+            f"| {'; '.join(growths)} | {statistics.mean(r['seconds'] for r in g):.0f} |"
+        )
+    return "\n".join(lines)
+
+
+GROWCLIP_TASKS = ("colour-shape", "position", "count")
+
+
+@_table("growclip-goals")
+def _growclip_goals(bench: Path) -> str:
+    """benchmarks/growclip/stream.py (stream.json): the issue's goals on the means over seeds:
+    GrowCLIP's final zero-shot within fixed large's seed spread at <= 0.6x its training FLOPs,
+    and >= 2 points above fixed small at equal FLOPs; PIM against plain inheritance."""
+    rows = _load(bench, "growclip/stream.json")["rows"]
+
+    def group(method):
+        g = [r for r in rows if r["method"] == method]
+        if not g:
+            raise TableError(f"benchmarks/growclip/stream.json has no {method!r} rows")
+        return g
+
+    def mean(g, key):
+        return statistics.mean(r[key] for r in g)
+
+    def sd(g, key):
+        return statistics.stdev(r[key] for r in g) if len(g) > 1 else float("nan")
+
+    grow, large = group("GrowCLIP"), group("fixed large")
+    lines = ["| goal | measured | met |", "| --- | --- | --- |"]
+    gap = mean(grow, "zero_shot_mean") - mean(large, "zero_shot_mean")
+    spread = sd(large, "zero_shot_mean")
+    if len(large) > 1:
+        within = f"{gap:+.3f} (spread {spread:.3f}, {len(large)} seeds)"
+        lines.append(
+            f"| zero-shot within fixed large's seed spread | {within} | {_yes(gap >= -spread)} |"
+        )
+    else:
+        lines.append(f"| zero-shot within fixed large's seed spread | {gap:+.3f} (one seed) | - |")
+    ratio = mean(grow, "cumulative_flops") / mean(large, "cumulative_flops")
+    lines.append(f"| training FLOPs <= 0.6x fixed large's | {ratio:.2f}x | {_yes(ratio <= 0.6)} |")
+    equal = [r for r in rows if r["method"] == "fixed small, equal FLOPs"]
+    if equal:
+        d = mean(grow, "zero_shot_mean") - mean(equal, "zero_shot_mean")
+        lines.append(
+            f"| >= 2 points above fixed small at equal FLOPs | {100 * d:+.1f} points "
+            f"| {_yes(d >= 0.02)} |"
+        )
+    plain = [r for r in rows if r["method"] == "GrowCLIP, plain inheritance"]
+    if plain:
+        d = mean(grow, "zero_shot_mean") - mean(plain, "zero_shot_mean")
+        lines.append(
+            f"| PIM against plain inheritance | {d:+.3f} (spreads {sd(grow, 'zero_shot_mean'):.3f}"
+            f" / {sd(plain, 'zero_shot_mean'):.3f}) | - |"
         )
     return "\n".join(lines)
 

@@ -120,7 +120,8 @@ def cli(tmp_path: Path, site: Path, monkeypatch, capsys) -> Cli:
 
 @pytest.fixture(scope="session")
 def tiny_runs(tmp_path_factory):
-    """Small trained runs of tensor, timediff, aesam, teach, trace and geom-erasing (pixart reads its shipped `tiny`), the
+    """Small trained runs of tensor, timediff, aesam, teach, trace, geom-erasing and growclip
+    (pixart reads its shipped `tiny`), the
     arguments that keep each verb fast, and files of every bad kind, for tests across plugins."""
     import numpy as np
 
@@ -172,11 +173,15 @@ def tiny_runs(tmp_path_factory):
         fast[("geom-erasing", "make-dataset")] = ["--size", "4"]
         fast[("geom-erasing", "generate")] = ["--steps", "2", "--num-images", "1"]
         fast[("geom-erasing", "eval")] = ["--prompts", "2", "--steps", "2"]
+        fast[("growclip", "train")] = ["--first-chunk", "32", "--steps", "2", "--batch", "16",
+                                       "--eval-size", "20"]  # fmt: skip
+        fast[("growclip", "grow")] = fast[("growclip", "train")] + ["--proxy-steps", "1"]
+        fast[("growclip", "eval")] = ["--eval-size", "20"]
         from PIL import Image
 
         Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(root / "black.png")
         runs = {"pixart": "tiny"}
-        for plugin in ("tensor", "timediff", "aesam", "teach", "trace", "geom-erasing"):
+        for plugin in ("tensor", "timediff", "aesam", "teach", "trace", "geom-erasing", "growclip"):
             out = root / f"run-{plugin}"
             verb = "erase" if plugin == "geom-erasing" else "train"
             args = [plugin, verb, *fast[(plugin, verb)], "--out", str(out), "--quiet"]
@@ -194,5 +199,6 @@ def tiny_runs(tmp_path_factory):
                 os.environ[k] = v
     positional = {("pixart", "generate"): ["a red circle"],
                   ("geom-erasing", "generate"): ["a red circle"],
-                  ("geom-erasing", "detect"): [str(root / "black.png")]}  # fmt: skip
+                  ("geom-erasing", "detect"): [str(root / "black.png")],
+                  ("growclip", "predict"): [str(root / "black.png")]}  # fmt: skip
     return {"root": root, "fast": fast, "runs": runs, "positional": positional}

@@ -17,7 +17,7 @@ import pytest
 
 from mltk.verbs import Shared, specs
 
-BUILTIN = ("tensor", "timediff", "aesam", "pixart", "teach", "trace", "geom-erasing")
+BUILTIN = ("tensor", "timediff", "aesam", "pixart", "teach", "trace", "geom-erasing", "growclip")
 LONG = "x" * 5000
 TIMEOUT_S = 20
 

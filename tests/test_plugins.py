@@ -89,7 +89,16 @@ def test_builtin_plugins_are_declared_as_entry_points():
     from importlib.metadata import entry_points
 
     names = {ep.name: ep.value for ep in entry_points(group="mltk")}
-    for plugin in ("tensor", "timediff", "aesam", "pixart", "teach", "trace", "geom-erasing"):
+    for plugin in (
+        "tensor",
+        "timediff",
+        "aesam",
+        "pixart",
+        "teach",
+        "trace",
+        "geom-erasing",
+        "growclip",
+    ):
         assert names[plugin] == f"mltk_plugins.{plugin.replace('-', '_')}.plugin"
 
 

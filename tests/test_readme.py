@@ -8,6 +8,7 @@ from pathlib import Path
 from tests.conftest import make_dist
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+DOCUMENTED = ("tensor", "timediff", "aesam", "pixart", "teach", "trace", "geom-erasing", "growclip")
 
 
 def _section(title: str) -> str:
@@ -43,7 +44,7 @@ def test_quick_start_is_two_make_targets_that_exist():
 def test_readme_holds_each_plugin_section_verbatim():
     root = Path(__file__).resolve().parent.parent
     readme = (root / "README.md").read_text()
-    for plugin in ("tensor", "timediff", "aesam", "pixart", "teach", "trace", "geom-erasing"):
+    for plugin in DOCUMENTED:
         section = (root / "docs" / f"{plugin}.md").read_text().strip()
         assert section in readme, (
             f"README.md is out of date with docs/{plugin}.md: run docs/assemble_readme.py"
@@ -59,7 +60,7 @@ def test_the_python_examples_in_the_readme_run_as_printed(tmp_path):
     section = README.split("### From Python", 1)[1].split("\n### ", 1)[0]
     blocks = re.findall(r"```python\n(.*?)```", section, re.S)
     assert len(blocks) >= 5
-    for plugin in ("tensor", "timediff", "aesam", "pixart", "teach", "trace", "geom-erasing"):
+    for plugin in DOCUMENTED:
         assert any(re.search(rf'mltk\.run\(\s*"{plugin}"', b) for b in blocks), plugin
     script = "import torch; torch.set_num_threads(1)\n" + "\n".join(blocks)
     env = {**os.environ, "MLTK_CACHE_DIR": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
@@ -75,4 +76,6 @@ def test_the_python_examples_in_the_readme_run_as_printed(tmp_path):
     words = lines[7].split()
     assert words[:2] == ["ICR", "with"] and words[3] == "without"
     assert 0 <= float(words[2]) <= float(words[4]) <= 1
-    assert lines[8].split()[0] == "lsp"
+    assert lines[8] == "growclip text 2x64, vision 2x64 | zero-shot " + lines[8].split()[-1]
+    assert 0 <= float(lines[8].split()[-1]) <= 1
+    assert lines[9].split()[0] == "lsp"

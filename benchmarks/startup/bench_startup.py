@@ -32,7 +32,16 @@ def main() -> None:
         "mltk --help": [mltk, "--help"],
         **{
             f"mltk {p} --help": [mltk, p, "--help"]
-            for p in ("tensor", "timediff", "aesam", "pixart", "teach", "trace", "geom-erasing")
+            for p in (
+                "tensor",
+                "timediff",
+                "aesam",
+                "pixart",
+                "teach",
+                "trace",
+                "geom-erasing",
+                "growclip",
+            )
         },
         "mltk plugins": [mltk, "plugins"],
     }
