@@ -984,6 +984,7 @@ def _trace_nas(bench: Path) -> str:
 GROWCLIP_METHODS = [
     "fixed small",
     "fixed large",
+    "fixed large, continued",
     "manual growth",
     "GrowCLIP, plain inheritance",
     "GrowCLIP",

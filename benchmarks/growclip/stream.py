@@ -2,13 +2,14 @@
 4,500 -> 13,500 pairs, the curriculum adding pairs then counts), equal steps per arrival.
 
     OMP_NUM_THREADS=1 python benchmarks/growclip/stream.py [--seeds 3] [--steps 600]
-        [--methods small,large,manual,plain,growclip,small-equal] [--table]
+        [--methods small,large,large-continued,manual,plain,growclip,small-equal] [--table]
 
 Methods (each a `mltk growclip` call; runs cached under runs/bench-growclip):
 
 - fixed small: width 32, 2 layers, continued on each arrival (train);
 - fixed large: width 64, 4 layers, a new model at each arrival trained from scratch on every
   pair seen (train --each-arrival restart): what a team that retrains a bigger model does;
+- fixed large, continued: the same model trained on each arrival in turn (with replay);
 - manual growth: grow --schedule depth+1,width2;
 - GrowCLIP, plain inheritance: grow --inherit plain (the search, no PIM);
 - GrowCLIP: grow (the search and PIM);
@@ -38,6 +39,7 @@ LARGE = {"width": 64, "layers": 4, "heads": 4}
 METHODS = {
     "fixed small": ("train", {**SMALL}),
     "fixed large": ("train", {**LARGE, "each_arrival": "restart"}),
+    "fixed large, continued": ("train", {**LARGE}),
     "manual growth": ("grow", {**SMALL, "schedule": "depth+1,width2"}),
     "GrowCLIP, plain inheritance": ("grow", {**SMALL, "inherit": "plain"}),
     "GrowCLIP": ("grow", {**SMALL}),
@@ -46,6 +48,7 @@ METHODS = {
 KEYS = {
     "small": "fixed small",
     "large": "fixed large",
+    "large-continued": "fixed large, continued",
     "manual": "manual growth",
     "plain": "GrowCLIP, plain inheritance",
     "growclip": "GrowCLIP",

@@ -194,3 +194,33 @@ def test_two_gloo_processes_give_the_loss_and_gradient_of_one_global_batch(tmp_p
     want = model.text_projection.weight.grad.flatten()[:50]
     for o in outs:
         torch.testing.assert_close(torch.tensor(o["grad"]), want, atol=1e-6, rtol=1e-4)
+
+
+def test_the_gpu_speed_check_runs_in_its_cpu_smoke_mode(tmp_path):
+    """benchmarks/growclip/gpu_speed.py waits for a GPU; --tiny proves it runs."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(root / "benchmarks/growclip/gpu_speed.py"),
+            "--tiny",
+            "--device",
+            "cpu",
+            "--precision",
+            "fp32",
+            "--batch",
+            "4",
+            "--steps",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [ln for ln in proc.stdout.splitlines() if ln.startswith("| ViT") or "width x2" in ln]
+    small, big = (int(r.split("|")[2].replace(",", "")) for r in rows)
+    assert big > 3 * small
