@@ -28,6 +28,7 @@ from mltk.data import world as W
 from mltk.errors import DataError
 
 CHUNKS = (1500, 4500, 13500)
+DIGIT_ARRIVALS = 3
 CURRICULUM = (("single",), ("single", "pair"), W.KINDS)
 EVAL_SEED = 7_000_001  # held-out images: a seed no chunk uses
 VAL_SEED = 7_000_002  # the search's validation images
