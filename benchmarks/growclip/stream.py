@@ -14,7 +14,7 @@ Methods (each a `mltk growclip` call; runs cached under runs/bench-growclip):
 - GrowCLIP, plain inheritance: grow --inherit plain (the search, no PIM);
 - GrowCLIP: grow (the search and PIM);
 - fixed small, equal FLOPs: the small model with its steps scaled so that its cumulative
-  training FLOPs equal GrowCLIP's (mean over seeds).
+  training FLOPs equal GrowCLIP's of the same seed.
 
 Scores after the last arrival on 600 held-out images: zero-shot top-1 per task (colour-shape,
 position, count) and their mean, retrieval R@1 both ways; cumulative training FLOPs (the
@@ -61,11 +61,11 @@ def run_one(method: str, seed: int, steps: int, threads: int, rows: list[dict]) 
     verb, values = METHODS[method]
     values = dict(values)
     if method == "fixed small, equal FLOPs":
-        target = [r["cumulative_flops"] for r in rows if r["method"] == "GrowCLIP"]
+        grown = [r for r in rows if r["method"] == "GrowCLIP" and r["seed"] == seed]
         small = [r for r in rows if r["method"] == "fixed small" and r["seed"] == seed]
-        if not target or not small:
-            raise SystemExit("run GrowCLIP and fixed small first")
-        scale = statistics.mean(target) / small[0]["cumulative_flops"]
+        if not grown or not small:
+            raise SystemExit(f"run GrowCLIP and fixed small of seed {seed} first")
+        scale = grown[0]["cumulative_flops"] / small[0]["cumulative_flops"]
         values["steps"] = max(1, round(steps * scale))
     else:
         values["steps"] = steps
