@@ -90,17 +90,19 @@ def open_source(name) -> Source:
 # ----------------------------------------------------------------------------- data
 
 
-def _chunk(cfg: TrainConfig, data: str, k: int, warn) -> D.Pairs:
+def _chunk(cfg: TrainConfig, data: str, k: int, warn, size: int | None = None) -> D.Pairs:
+    """Arrival ``k``: the embedded stream's, or the user's file read at ``size`` pixels (the
+    model's input size; default --image-size)."""
     if data == "world":
-        size = D.chunk_sizes(cfg.first_chunk, k + 1)[k]
-        return D.world_chunk(k, size, seed=0, curriculum=cfg.curriculum)
+        n = D.chunk_sizes(cfg.first_chunk, k + 1)[k]
+        return D.world_chunk(k, n, seed=0, curriculum=cfg.curriculum)
     if data == "digits":
         if k >= D.DIGIT_ARRIVALS:
             raise DataError(
                 f"digits comes in {D.DIGIT_ARRIVALS} arrivals; arrival {k + 1} was asked for"
             )
         return D.digits_chunk(k, D.DIGIT_ARRIVALS)
-    return D.user_chunk(Path(data), cfg.image_size, warn=warn)
+    return D.user_chunk(Path(data), size or cfg.image_size, warn=warn)
 
 
 def _benchmark(data: str, cfg, image_size: int, warn, seed=D.EVAL_SEED) -> D.Benchmark:
@@ -288,14 +290,14 @@ def run_arrivals(cfg: TrainConfig, rt, grow: bool) -> dict:
     t_total = time.perf_counter()
     for k in todo:
         t0 = time.perf_counter()
-        new = _chunk(cfg, data, k, warn)
+        image_size = model.config.vision_config.image_size if model is not None else cfg.image_size
+        new = _chunk(cfg, data, k, warn, image_size)
         if len(new) < cfg.batch:
             raise DataError(
                 f"arrival {k + 1} ({new.name}) has {len(new)} pairs, fewer than --batch {cfg.batch}"
             )
-        old = _replay(cfg, data, history, k, warn)
+        old = _replay(cfg, data, history, k, warn, image_size)
         seen += len(new)
-        image_size = model.config.vision_config.image_size if model is not None else cfg.image_size
         if new.images.shape[1] != image_size:
             raise DataError(
                 f"--data images are {new.images.shape[1]} px but the model takes {image_size}"
@@ -422,7 +424,7 @@ def run_arrivals(cfg: TrainConfig, rt, grow: bool) -> dict:
     return _result(rt.run.path, history, seconds)
 
 
-def _replay(cfg, data, history, k, warn) -> D.Pairs | None:
+def _replay(cfg, data, history, k, warn, size) -> D.Pairs | None:
     """Every pair of the earlier arrivals (regenerated for the embedded stream, re-read for
     files)."""
     if k == 0 or cfg.replay == 0:
@@ -434,7 +436,7 @@ def _replay(cfg, data, history, k, warn) -> D.Pairs | None:
         for h in history:
             src = h.get("source")
             if src and Path(src).exists():
-                parts.append(D.user_chunk(Path(src), cfg.image_size, warn=warn))
+                parts.append(D.user_chunk(Path(src), size, warn=warn))
     if not parts:
         return None
     out = parts[0]

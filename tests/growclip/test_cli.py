@@ -281,3 +281,49 @@ def test_a_run_loaded_twice_gives_the_same_embeddings(grown):
     a = encode_images(Source(grown).load()[0], imgs)
     b = encode_images(Source(grown).load()[0], imgs)
     assert np.array_equal(a, b) and torch.get_num_threads() == 1
+
+
+def test_user_images_are_read_at_the_size_of_the_model_they_grow(capsys, tmp_path, tokenizer):
+    """A CLIP folder that takes 48-pixel images grows on 32-pixel files: they are resized."""
+    from mltk_plugins.growclip import growth as G
+    from PIL import Image
+    from transformers import CLIPModel
+
+    from mltk.data import world as W
+    from mltk.vl.towers import clip_config
+
+    config = clip_config(
+        tokenizer,
+        width=16,
+        layers=1,
+        heads=2,
+        image_size=48,
+        patch=8,
+        projection=16,
+        max_positions=16,
+    )
+    G.save_model(CLIPModel(config), tmp_path / "clip48", tokenizer)
+    w = W.make_world(20, seed=4)
+    lines = []
+    for i, img in enumerate(w.images):
+        Image.fromarray(img).save(tmp_path / f"p{i}.png")
+        lines.append(json.dumps({"image": f"p{i}.png", "caption": w.short[i]}))
+    (tmp_path / "shard.jsonl").write_text("\n".join(lines) + "\n")
+    code, out, err = mltk(
+        capsys,
+        "growclip",
+        "train",
+        "--init",
+        str(tmp_path / "clip48"),
+        "--data",
+        str(tmp_path / "shard.jsonl"),
+        "--steps",
+        "2",
+        "--batch",
+        "8",
+        "--out",
+        str(tmp_path / "t"),
+        "--json",
+    )
+    assert code == 0, err
+    assert json.loads(out)["arrivals"]["pairs"] == [20]
