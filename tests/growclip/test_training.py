@@ -135,6 +135,8 @@ DDP = textwrap.dedent(
     grad = model.text_projection.weight.grad.flatten()[:50].tolist()
     out = {"loss": loss.item(), "grad": grad}
     open(sys.argv[1] + f"/rank{dist.rank}.json", "w").write(json.dumps(out))
+    del wrapped  # as mltk's run lifecycle does: DDP gone and every rank done before teardown
+    td.barrier()  # (without it, gloo's teardown aborted one run in six here)
     td.destroy_process_group()
     """
 )
