@@ -25,24 +25,31 @@ def grown(tmp_path_factory):
     """Two arrivals of the world with a search at the second, shared by the tests below."""
     import os
 
+    saved = os.environ.get("MLTK_LOAD_PLUGINS")
     os.environ["MLTK_LOAD_PLUGINS"] = "growclip"
     folder = tmp_path_factory.mktemp("growclip") / "grow"
-    code = run(
-        [
-            "growclip",
-            "grow",
-            *FAST,
-            "--arrivals",
-            "2",
-            "--proxy-steps",
-            "2",
-            "--params-per-pair",
-            "2000",
-            "--out",
-            str(folder),
-            "--quiet",
-        ]
-    )
+    try:
+        code = run(
+            [
+                "growclip",
+                "grow",
+                *FAST,
+                "--arrivals",
+                "2",
+                "--proxy-steps",
+                "2",
+                "--params-per-pair",
+                "2000",
+                "--out",
+                str(folder),
+                "--quiet",
+            ]
+        )
+    finally:  # a module fixture outlives the tests' monkeypatch: leave the variable as it was
+        if saved is None:
+            os.environ.pop("MLTK_LOAD_PLUGINS", None)
+        else:
+            os.environ["MLTK_LOAD_PLUGINS"] = saved
     assert code == 0
     return folder
 
