@@ -44,10 +44,12 @@ class Source:
         self.path = path
         self.history: list[dict] = []
         self.data = None
+        self.first = 0  # arrivals the run continued from another (growth.json's "first")
         if (path / "model" / "config.json").is_file() and (path / HISTORY).is_file():
             self.folder = path / "model"
-            self.history = json.loads((path / HISTORY).read_text())["arrivals"]
-            self.data = json.loads((path / HISTORY).read_text()).get("data")
+            record = json.loads((path / HISTORY).read_text())
+            self.history, self.data = record["arrivals"], record.get("data")
+            self.first = int(record.get("first", 0))
         elif _is_clip_folder(path):
             self.folder = path
         else:
@@ -258,8 +260,7 @@ def run_arrivals(cfg: TrainConfig, rt, grow: bool) -> dict:
     if rt.resumed and (rt.run.path / HISTORY).is_file():
         rt.run.restore_state(model=torch.nn.Module(), log=log)  # RNG and metrics
         source = Source(rt.run.path)
-        history = source.history
-        first = int(json.loads((rt.run.path / HISTORY).read_text()).get("first", 0))
+        history, first = source.history, source.first
     elif source is not None and source.history:
         history = copy.deepcopy(source.history)
         first = len(history)
@@ -562,12 +563,8 @@ def run_predict(cfg, rt) -> dict:
     else:
         raise UsageError("give --classes: the labels to choose from")
     img = T.encode_images(model, images)
-    flat = [p for ps in prompts for p in ps]
-    txt = T.encode_texts(model, tokenizer, flat)
-    sizes = [len(ps) for ps in prompts]
-    emb = np.stack([txt[sum(sizes[:i]) : sum(sizes[: i + 1])].mean(0) for i in range(len(sizes))])
+    emb = T.class_texts(model, tokenizer, prompts)
     img_n = img / np.linalg.norm(img, axis=1, keepdims=True)
-    emb = emb / np.linalg.norm(emb, axis=1, keepdims=True)
     scale = float(model.logit_scale.detach().exp().clamp(max=100))
     logits = scale * img_n @ emb.T
     prob = np.exp(logits - logits.max(1, keepdims=True))

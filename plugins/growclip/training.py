@@ -22,7 +22,7 @@ import torch
 from transformers import CLIPModel
 
 from mltk.vl.contrastive import LOGIT_SCALE_MAX, info_nce
-from mltk.vl.retrieval import recall_at_k, zero_shot_accuracy
+from mltk.vl.retrieval import class_embeddings, recall_at_k, zero_shot_accuracy
 
 from .data import Benchmark, Pairs
 
@@ -244,6 +244,16 @@ def _tensor(f):
     return f if isinstance(f, torch.Tensor) else f.pooler_output
 
 
+def class_texts(model: CLIPModel, tokenizer, prompts: list[list[str]]) -> np.ndarray:
+    """(C, D) unit class embeddings: each class's prompts encoded, normalised, averaged and
+    normalised again (CLIP's prompt ensemble; classes may have different numbers of prompts)."""
+    txt = encode_texts(model, tokenizer, [p for ps in prompts for p in ps])
+    bounds = np.cumsum([0] + [len(ps) for ps in prompts])
+    return np.concatenate(
+        [class_embeddings(txt[None, a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+    )
+
+
 def evaluate(model: CLIPModel, tokenizer, bench: Benchmark) -> dict:
     """Zero-shot top-1 per task and their mean; retrieval R@1/5 both ways."""
     model.eval()
@@ -251,17 +261,7 @@ def evaluate(model: CLIPModel, tokenizer, bench: Benchmark) -> dict:
     accs = []
     for task in bench.tasks:
         img = encode_images(model, task.images)
-        flat = [p for ps in task.prompts for p in ps]
-        txt = encode_texts(model, tokenizer, flat)
-        sizes = {len(ps) for ps in task.prompts}
-        if len(sizes) == 1:
-            prompt_emb = txt.reshape(len(task.prompts), sizes.pop(), -1)
-        else:  # ragged prompt lists: ensemble each class on its own
-            parts, i = [], 0
-            for ps in task.prompts:
-                parts.append(txt[i : i + len(ps)].mean(0, keepdims=True))
-                i += len(ps)
-            prompt_emb = np.stack(parts)
+        prompt_emb = class_texts(model, tokenizer, task.prompts)[:, None, :]
         acc = zero_shot_accuracy(img, prompt_emb, task.labels)
         out[f"zero_shot_{task.name}"] = acc
         accs.append(acc)
