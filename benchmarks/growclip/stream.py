@@ -20,6 +20,9 @@ Scores after the last arrival on 600 held-out images: zero-shot top-1 per task (
 position, count) and their mean, retrieval R@1 both ways; cumulative training FLOPs (the
 search's proxy training included); wall seconds. Prints a markdown table (mean ± std over seeds)
 and writes stream.json beside this file after each run; a second call runs only what is missing.
+
+`--steps N` other than 600 is the probe of whether capacity binds with more training: its runs
+go to runs/bench-growclip/steps-N and its rows to stream-stepsN.json.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import mltk
 
 HERE = Path(__file__).parent
 RUNS = Path("runs/bench-growclip")
+STEPS = 600
 SMALL = {"width": 32, "layers": 2, "heads": 2}
 LARGE = {"width": 64, "layers": 4, "heads": 4}
 METHODS = {
@@ -57,7 +61,7 @@ KEYS = {
 TASKS = ("colour-shape", "position", "count")
 
 
-def run_one(method: str, seed: int, steps: int, threads: int, rows: list[dict]) -> dict:
+def run_one(method: str, seed: int, steps: int, threads: int, rows: list[dict], runs: Path) -> dict:
     verb, values = METHODS[method]
     values = dict(values)
     if method == "fixed small, equal FLOPs":
@@ -69,7 +73,7 @@ def run_one(method: str, seed: int, steps: int, threads: int, rows: list[dict]) 
         values["steps"] = max(1, round(steps * scale))
     else:
         values["steps"] = steps
-    out = RUNS / f"{method.replace(' ', '-').replace(',', '')}-{seed}"
+    out = runs / f"{method.replace(' ', '-').replace(',', '')}-{seed}"
     res = mltk.run(
         "growclip", verb, arrivals=3, seed=seed, out=str(out), quiet=True, threads=threads, **values
     )
@@ -121,13 +125,14 @@ def print_table(rows: list[dict]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--steps", type=int, default=600)
+    ap.add_argument("--steps", type=int, default=STEPS, help="training steps per arrival")
     ap.add_argument(
         "--methods", default=",".join(KEYS), help=f"comma-separated, of {', '.join(KEYS)}"
     )
     ap.add_argument("--table", action="store_true")
     args = ap.parse_args()
-    out = HERE / "stream.json"
+    out = HERE / ("stream.json" if args.steps == STEPS else f"stream-steps{args.steps}.json")
+    runs = RUNS if args.steps == STEPS else RUNS / f"steps-{args.steps}"
     rows = json.loads(out.read_text())["rows"] if out.is_file() else []
     if args.table:
         print_table(rows)
@@ -147,7 +152,7 @@ def main() -> None:
         for seed in range(args.seeds):
             if any(r["method"] == method and r["seed"] == seed for r in rows):
                 continue
-            r = run_one(method, seed, args.steps, threads, rows)
+            r = run_one(method, seed, args.steps, threads, rows, runs)
             print(
                 f"{method} seed {seed}: zero-shot {r['zero_shot_mean']:.3f}, "
                 f"{r['cumulative_flops'] / 1e12:.2f} TFLOPs, {r['architecture']}",
