@@ -12,8 +12,10 @@ import importlib.util
 import json
 from pathlib import Path
 
+from mltk.plugins import BUILTIN
+
 ROOT = Path(__file__).resolve().parent.parent
-PLUGINS = ["tensor", "timediff", "aesam", "pixart", "teach", "trace", "geom-erasing", "growclip"]
+PLUGINS = list(BUILTIN)
 START, END = "<!-- PLUGIN SECTIONS -->", "<!-- END PLUGIN SECTIONS -->"
 T_START, T_END = "<!-- STARTUP TABLE -->", "<!-- END STARTUP TABLE -->"
 

@@ -25,10 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "benchmarks"
-DOCS = [
-    ROOT / "docs" / f"{p}.md"
-    for p in ("tensor", "timediff", "aesam", "pixart", "teach", "trace", "geom-erasing", "growclip")
-]
+DOCS = sorted(p for p in (ROOT / "docs").glob("*.md") if p.name != "core-api.md")  # plugins
 
 # Hand-written tables: what the plugin does, options, data sources. No measured number.
 DESCRIPTIVE = [
@@ -43,6 +40,7 @@ DESCRIPTIVE = [
     "| set | entities | relations | facts | train | valid | test |",
     "| step | what mltk does |",
     "| method | captions of an image with the concept | loss map | negative prompt |",
+    "| detail | choice | why |",
 ]
 
 OPEN, CLOSE = "<!-- table: ", "<!-- /table -->"
@@ -1065,6 +1063,25 @@ def _growclip_goals(bench: Path) -> str:
         lines.append(
             f"| PIM against plain inheritance | {d:+.3f} (spreads {sd(grow, 'zero_shot_mean'):.3f}"
             f" / {sd(plain, 'zero_shot_mean'):.3f}) | - |"
+        )
+    return "\n".join(lines)
+
+
+# -------------------------------------------------------------------------------------- epic
+
+
+@_table("epic-saliency")
+def _epic_saliency(bench: Path) -> str:
+    """benchmarks/epic/saliency.py (saliency.json): each saliency measure on a trained model."""
+    rows = _load(bench, "epic/saliency.json")["rows"]
+    lines = [
+        "| model | measure | captions | attribute word ranked first | ms per caption |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['model']} ({r['objective']}) | {r['method']} | {r['captions']} "
+            f"| {r['attribute_first']:.3f} | {r['ms_per_caption']:.1f} |"
         )
     return "\n".join(lines)
 

@@ -19,6 +19,19 @@ from mltk import hookspecs
 from mltk.errors import MltkError
 
 GROUP = "mltk"
+# The plugins this package ships (plugins/, installed as mltk_plugins), in the README's order of
+# sections: what docs, tests and benchmarks iterate over.
+BUILTIN = (
+    "tensor",
+    "timediff",
+    "aesam",
+    "pixart",
+    "teach",
+    "trace",
+    "geom-erasing",
+    "growclip",
+    "epic",
+)
 
 
 class PluginError(MltkError):

@@ -120,7 +120,7 @@ def cli(tmp_path: Path, site: Path, monkeypatch, capsys) -> Cli:
 
 @pytest.fixture(scope="session")
 def tiny_runs(tmp_path_factory):
-    """Small trained runs of tensor, timediff, aesam, teach, trace, geom-erasing and growclip
+    """Small trained runs of tensor, timediff, aesam, teach, trace, geom-erasing, growclip and epic
     (pixart reads its shipped `tiny`), the
     arguments that keep each verb fast, and files of every bad kind, for tests across plugins."""
     import numpy as np
@@ -177,11 +177,18 @@ def tiny_runs(tmp_path_factory):
                                        "--eval-size", "20"]  # fmt: skip
         fast[("growclip", "grow")] = fast[("growclip", "train")] + ["--proxy-steps", "1"]
         fast[("growclip", "eval")] = ["--eval-size", "20"]
+        fast[("epic", "train")] = (
+            "--pairs 64 --steps 2 --batch 16 --queue 32 --eval-size 16 --width 32 --heads 2 "
+            "--vision-layers 1 --text-layers 1 --fusion-layers 1 --patch 8 --embed-dim 16"
+        ).split()
+        fast[("epic", "eval")] = ["--eval-size", "16"]
         from PIL import Image
 
         Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(root / "black.png")
+        (root / "pairs.jsonl").write_text('{"image": "black.png", "caption": "a red circle"}\n')
         runs = {"pixart": "tiny"}
-        for plugin in ("tensor", "timediff", "aesam", "teach", "trace", "geom-erasing", "growclip"):
+        built = "tensor timediff aesam teach trace geom-erasing growclip epic".split()
+        for plugin in built:
             out = root / f"run-{plugin}"
             verb = "erase" if plugin == "geom-erasing" else "train"
             args = [plugin, verb, *fast[(plugin, verb)], "--out", str(out), "--quiet"]
@@ -200,5 +207,7 @@ def tiny_runs(tmp_path_factory):
     positional = {("pixart", "generate"): ["a red circle"],
                   ("geom-erasing", "generate"): ["a red circle"],
                   ("geom-erasing", "detect"): [str(root / "black.png")],
-                  ("growclip", "predict"): [str(root / "black.png")]}  # fmt: skip
+                  ("growclip", "predict"): [str(root / "black.png")],
+                  ("epic", "predict"): [str(root / "pairs.jsonl")],
+                  ("epic", "check"): ["world:0", "a red circle"]}  # fmt: skip
     return {"root": root, "fast": fast, "runs": runs, "positional": positional}

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from mltk.plugins import BUILTIN
 from mltk.verbs import Shared, specs
 
-BUILTIN = ("tensor", "timediff", "aesam", "pixart", "teach", "trace", "geom-erasing", "growclip")
 LONG = "x" * 5000
 TIMEOUT_S = 20
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mltk.plugins import BUILTIN
 from tests.conftest import make_dist
 
 
@@ -89,16 +90,7 @@ def test_builtin_plugins_are_declared_as_entry_points():
     from importlib.metadata import entry_points
 
     names = {ep.name: ep.value for ep in entry_points(group="mltk")}
-    for plugin in (
-        "tensor",
-        "timediff",
-        "aesam",
-        "pixart",
-        "teach",
-        "trace",
-        "geom-erasing",
-        "growclip",
-    ):
+    for plugin in BUILTIN:
         assert names[plugin] == f"mltk_plugins.{plugin.replace('-', '_')}.plugin"
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from mltk.plugins import BUILTIN
 from tests.conftest import make_dist
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-DOCUMENTED = ("tensor", "timediff", "aesam", "pixart", "teach", "trace", "geom-erasing", "growclip")
+DOCUMENTED = BUILTIN
 
 
 def _section(title: str) -> str:
@@ -78,4 +79,7 @@ def test_the_python_examples_in_the_readme_run_as_printed(tmp_path):
     assert 0 <= float(words[2]) <= float(words[4]) <= 1
     assert lines[8] == "growclip text 2x64, vision 2x64 | zero-shot " + lines[8].split()[-1]
     assert 0 <= float(lines[8].split()[-1]) <= 1
-    assert lines[9].split()[0] == "lsp"
+    words = lines[9].split()
+    assert words[:2] == ["epic", "match"] and 0 <= float(words[2]) <= 1
+    assert words[3:6] == ["|", "least", "consistent:"] and words[6] in "red circle top".split()
+    assert lines[10].split()[0] == "lsp"

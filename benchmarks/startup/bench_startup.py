@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+from mltk.plugins import BUILTIN
+
 REPEATS = 21
 
 
@@ -30,19 +32,7 @@ def main() -> None:
     cases = {
         "python -c pass": [sys.executable, "-c", "pass"],
         "mltk --help": [mltk, "--help"],
-        **{
-            f"mltk {p} --help": [mltk, p, "--help"]
-            for p in (
-                "tensor",
-                "timediff",
-                "aesam",
-                "pixart",
-                "teach",
-                "trace",
-                "geom-erasing",
-                "growclip",
-            )
-        },
+        **{f"mltk {p} --help": [mltk, p, "--help"] for p in BUILTIN},
         "mltk plugins": [mltk, "plugins"],
     }
     _time(cases["mltk --help"][:])  # warm the file cache

@@ -86,12 +86,12 @@ def quiet_libraries() -> None:
         "ignore", message=".*torch_dtype.*"
     )  # renamed in diffusers 0.36+; both work
     from diffusers.utils import logging as dlog
-    from transformers.utils import logging as tlog
+
+    from mltk.vl import quiet_transformers
 
     dlog.set_verbosity_error()
     dlog.disable_progress_bar()
-    tlog.set_verbosity_error()
-    tlog.disable_progress_bar()
+    quiet_transformers()
 
 
 def diffusers_pipeline(bundle: Bundle, scheduler=None, *, text: bool = True):

@@ -90,5 +90,16 @@ def blip_text_config(tokenizer, *, width: int = 64, layers: int = 2, heads: int 
         num_hidden_layers=layers, num_attention_heads=heads, intermediate_size=4 * width,
         max_position_embeddings=max_positions, is_decoder=True,
         hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
-        pad_token_id=int(tokenizer.pad_token_id),
+        pad_token_id=int(tokenizer.pad_token_id), **_bert_ids(tokenizer),
     )  # fmt: skip
+
+
+def _bert_ids(tokenizer) -> dict:
+    """BLIP's bos and sep default to BERT-base's ids (30522, 102): a small vocabulary's own
+    [CLS] and [SEP] instead, where the tokenizer has them."""
+    out = {}
+    for name, attr in (("bos_token_id", "cls_token_id"), ("sep_token_id", "sep_token_id")):
+        tid = getattr(tokenizer, attr, None)
+        if tid is not None:
+            out[name] = int(tid)
+    return out
