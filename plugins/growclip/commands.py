@@ -17,6 +17,7 @@ import torch
 
 from mltk import atomic
 from mltk.errors import DataError, UsageError
+from mltk.vl import quiet_transformers
 
 from . import data as D
 from . import growth as G
@@ -237,18 +238,10 @@ class _Growth:
         return score, 3 * self.proxy_steps * self.cfg.batch * fwd
 
 
-def quiet() -> None:
-    """transformers prints loading and saving bars on stderr; mltk owns stderr."""
-    from transformers.utils import logging as tlog
-
-    tlog.set_verbosity_error()
-    tlog.disable_progress_bar()
-
-
 def run_arrivals(cfg: TrainConfig, rt, grow: bool) -> dict:
     from safetensors.torch import load_file
 
-    quiet()
+    quiet_transformers()
     log, warn = rt.out.log, rt.out.warn
     device = rt.device
     source = Source(cfg.init) if cfg.init is not None else None
@@ -500,7 +493,7 @@ def _result(run: Path, history: list[dict], seconds: float) -> dict:
 
 
 def run_eval(cfg, rt) -> dict:
-    quiet()
+    quiet_transformers()
     rows = []
     for src in rt.sources:
         model, tokenizer = src.load(rt.device)
@@ -529,7 +522,7 @@ def run_eval(cfg, rt) -> dict:
 def run_predict(cfg, rt) -> dict:
     from mltk.data.captioned import IMAGE_SUFFIXES, _load_image
 
-    quiet()
+    quiet_transformers()
     src = rt.source
     model, tokenizer = src.load(rt.device)
     size = model.config.vision_config.image_size
