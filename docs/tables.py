@@ -1018,6 +1018,47 @@ def _growclip_stream(bench: Path) -> str:
 GROWCLIP_TASKS = ("colour-shape", "position", "count")
 
 
+@_table("growclip-steps")
+def _growclip_steps(bench: Path) -> str:
+    """benchmarks/growclip/stream.py and stream.py --steps 2400 (stream.json,
+    stream-steps2400.json): the same methods at 600 and 2,400 steps per arrival, on the seeds
+    the longer probe has."""
+    long = _load(bench, "growclip/stream-steps2400.json")["rows"]
+    seeds = sorted({r["seed"] for r in long})
+    lines = [
+        "| steps per arrival | method | seeds | zero-shot mean | colour-shape | position | count "
+        "| training TFLOPs |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for steps, rows in ((600, _load(bench, "growclip/stream.json")["rows"]), (2400, long)):
+        for method in ("fixed small", "GrowCLIP", "fixed small, equal FLOPs"):
+            g = [r for r in rows if r["method"] == method and r["seed"] in seeds]
+            if not g:
+                continue
+            tasks = " | ".join(_spread([r[f"zero_shot_{t}"] for r in g]) for t in GROWCLIP_TASKS)
+            flops = statistics.mean(r["cumulative_flops"] for r in g) / 1e12
+            lines.append(
+                f"| {steps:,} | {method} | {len(g)} | {_spread([r['zero_shot_mean'] for r in g])} "
+                f"| {tasks} | {flops:.2f} |"
+            )
+    return "\n".join(lines)
+
+
+def _group(rows: list[dict], key: str, value: str, source: str) -> list[dict]:
+    g = [r for r in rows if r[key] == value]
+    if not g:
+        raise TableError(f"{source} has no {value!r} rows")
+    return g
+
+
+def _mean(g: list[dict], key: str) -> float:
+    return statistics.mean(r[key] for r in g)
+
+
+def _sd(g: list[dict], key: str) -> float:
+    return statistics.stdev(r[key] for r in g) if len(g) > 1 else float("nan")
+
+
 @_table("growclip-goals")
 def _growclip_goals(bench: Path) -> str:
     """benchmarks/growclip/stream.py (stream.json): the issue's goals on the means over seeds:
@@ -1026,17 +1067,9 @@ def _growclip_goals(bench: Path) -> str:
     rows = _load(bench, "growclip/stream.json")["rows"]
 
     def group(method):
-        g = [r for r in rows if r["method"] == method]
-        if not g:
-            raise TableError(f"benchmarks/growclip/stream.json has no {method!r} rows")
-        return g
+        return _group(rows, "method", method, "benchmarks/growclip/stream.json")
 
-    def mean(g, key):
-        return statistics.mean(r[key] for r in g)
-
-    def sd(g, key):
-        return statistics.stdev(r[key] for r in g) if len(g) > 1 else float("nan")
-
+    mean, sd = _mean, _sd
     grow, large = group("GrowCLIP"), group("fixed large")
     lines = ["| goal | measured | met |", "| --- | --- | --- |"]
     gap = mean(grow, "zero_shot_mean") - mean(large, "zero_shot_mean")
@@ -1083,6 +1116,136 @@ def _epic_saliency(bench: Path) -> str:
             f"| {r['model']} ({r['objective']}) | {r['method']} | {r['captions']} "
             f"| {r['attribute_first']:.3f} | {r['ms_per_caption']:.1f} |"
         )
+    return "\n".join(lines)
+
+
+# As in benchmarks/epic/bias.py (OBJECTIVES).
+EPIC_OBJECTIVES = ("albef", "epic", "rtd-random", "salient-mask")
+
+
+def _epic_rows(bench: Path, bias: float = 0.8) -> list[dict]:
+    return [r for r in _load(bench, "epic/bias.json")["rows"] if r.get("bias", 0.8) == bias]
+
+
+@_table("epic-bias")
+def _epic_bias(bench: Path) -> str:
+    """benchmarks/epic/bias.py (bias.json): every objective from the same ALBEF start, equal
+    steps, on the counterfactual split."""
+    rows = _epic_rows(bench)
+    lines = [
+        "| objective | seeds | i2t R@1 | t2i R@1 | ITM hard | colour | shape | position | count "
+        "| reliance | colour reliance | token AUC | seconds |",
+        "| --- " * 13 + "|",
+    ]
+    keys = (
+        "i2t_r@1",
+        "t2i_r@1",
+        "itm_hard",
+        "itm_hard_colour",
+        "itm_hard_shape",
+        "itm_hard_position",
+        "itm_hard_count",
+        "reliance",
+        "reliance_colour",
+        "token_auc",
+    )
+    for obj in EPIC_OBJECTIVES:
+        g = [r for r in rows if r["objective"] == obj and r["epic_weight"] is None]
+        if not g:
+            continue
+        cells = " | ".join(_spread([r[k] for r in g]) for k in keys)
+        secs = statistics.mean(r["seconds"] for r in g)
+        lines.append(f"| {obj} | {len(g)} | {cells} | {secs:.0f} |")
+    return "\n".join(lines)
+
+
+@_table("epic-goals")
+def _epic_goals(bench: Path) -> str:
+    """benchmarks/epic/bias.py (bias.json): the issue's goals on the means over seeds: EPIC
+    over ALBEF by 5 points of hard-negative ITM and 3 of counterfactual R@1 (beyond the seed
+    spread), visual reliance x1.5, and over random-mask RTD."""
+    rows = [r for r in _epic_rows(bench) if r["epic_weight"] is None]
+
+    def group(obj):
+        return _group(rows, "objective", obj, "benchmarks/epic/bias.json")
+
+    mean, sd = _mean, _sd
+    epic, albef, rtd = group("epic"), group("albef"), group("rtd-random")
+    lines = ["| goal | measured | met |", "| --- | --- | --- |"]
+    d = mean(epic, "itm_hard") - mean(albef, "itm_hard")
+    spread = max(sd(epic, "itm_hard"), sd(albef, "itm_hard"))
+    lines.append(
+        f"| hard-negative ITM >= 5 points over ALBEF | {100 * d:+.1f} points (spread "
+        f"{100 * spread:.1f}) | {_yes(d >= 0.05 and d > spread)} |"
+    )
+    r_epic = (mean(epic, "i2t_r@1") + mean(epic, "t2i_r@1")) / 2
+    r_albef = (mean(albef, "i2t_r@1") + mean(albef, "t2i_r@1")) / 2
+    d = r_epic - r_albef
+    lines.append(
+        f"| counterfactual R@1 (mean of both ways) >= 3 points over ALBEF | {100 * d:+.1f} "
+        f"points | {_yes(d >= 0.03)} |"
+    )
+    ratio = mean(epic, "reliance") / mean(albef, "reliance")
+    lines.append(f"| visual reliance x1.5 | {ratio:.2f}x | {_yes(ratio >= 1.5)} |")
+    d = mean(epic, "itm_hard") - mean(rtd, "itm_hard")
+    lines.append(
+        f"| EPIC over random-mask RTD (hard-negative ITM) | {100 * d:+.1f} points | {_yes(d > 0)} |"
+    )
+    d = mean(epic, "token_auc") - mean(rtd, "token_auc")
+    lines.append(f"| EPIC over random-mask RTD (token AUC) | {d:+.3f} | {_yes(d > 0)} |")
+    return "\n".join(lines)
+
+
+@_table("epic-weights")
+def _epic_weights(bench: Path) -> str:
+    """benchmarks/epic/bias.py --weights (bias.json): EPIC's loss weight, seed 0."""
+    rows = _epic_rows(bench)
+    sweep = [r for r in rows if r["objective"] == "epic" and r["seed"] == 0]
+    lines = [
+        "| EPIC weight | ITM hard | colour reliance | token AUC | i2t R@1 | t2i R@1 |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in sorted(sweep, key=lambda r: 8.0 if r["epic_weight"] is None else r["epic_weight"]):
+        w = "8 (default)" if r["epic_weight"] is None else f"{r['epic_weight']:g}"
+        lines.append(
+            f"| {w} | {r['itm_hard']:.3f} | {r['reliance_colour']:.3f} | {r['token_auc']:.3f} "
+            f"| {r['i2t_r@1']:.3f} | {r['t2i_r@1']:.3f} |"
+        )
+    return "\n".join(lines)
+
+
+@_table("epic-bias-probe")
+def _epic_bias_probe(bench: Path) -> str:
+    """benchmarks/epic/bias.py --bias B (bias.json): how biased the world must be before ALBEF
+    reads colour from the text; the default world (0.8) first."""
+    rows = _load(bench, "epic/bias.json")["rows"]
+    lines = [
+        "| bias | objective | seeds | colour MLM, image | colour MLM, blank | colour reliance "
+        "| ITM hard, colour | ITM hard, shape |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    biases = sorted({r.get("bias", 0.8) for r in rows})
+    for b in biases:
+        for obj in EPIC_OBJECTIVES:
+            g = [
+                r
+                for r in rows
+                if r.get("bias", 0.8) == b
+                and r["objective"] == obj
+                and r["epic_weight"] is None
+                and r.get("mlm_acc_colour") is not None
+            ]
+            if not g:
+                continue
+            keys = (
+                "mlm_acc_colour",
+                "mlm_acc_blank_colour",
+                "reliance_colour",
+                "itm_hard_colour",
+                "itm_hard_shape",
+            )
+            cells = " | ".join(_spread([r[k] for r in g]) for k in keys)
+            lines.append(f"| {b:g} | {obj} | {len(g)} | {cells} |")
     return "\n".join(lines)
 
 

@@ -19,7 +19,8 @@ blank image; overall and for colour words), per-token inconsistency AUC (the con
 for epic and rtd-random, the MLM's pseudo-likelihood for the others) and wall seconds of the
 continuation.
 
-`--weights` adds a sweep of EPIC's loss weight (seed 0 only; the paper's value is unverified).
+`--weights` adds a sweep of EPIC's loss weight (seed 0 only; the paper's value is unverified);
+`--bias` another world (its runs and rows are kept apart; the tables of the docs read 0.8).
 Prints markdown tables (mean ± std over seeds) and writes bias.json beside this file after each
 run; a second call runs only what is missing.
 """
@@ -37,6 +38,7 @@ import mltk
 HERE = Path(__file__).parent
 RUNS = Path("runs/bench-epic")
 OBJECTIVES = ("albef", "epic", "rtd-random", "salient-mask")
+BIAS = 0.8
 KEYS = (
     "i2t_r@1",
     "t2i_r@1",
@@ -48,12 +50,18 @@ KEYS = (
     "reliance",
     "reliance_colour",
     "mlm_acc",
+    "mlm_acc_colour",
+    "mlm_acc_blank_colour",
     "token_auc",
 )
 
 
-def start(seed: int, steps: int, threads: int) -> Path:
-    out = RUNS / f"albef-start{steps}-{seed}"
+def _tag(bias: float) -> str:
+    return "" if bias == BIAS else f"bias{bias:g}-"
+
+
+def start(seed: int, steps: int, threads: int, bias: float = 0.8) -> Path:
+    out = RUNS / f"{_tag(bias)}albef-start{steps}-{seed}"
     if not (out / "model" / "epic.json").is_file():
         mltk.run(
             "epic",
@@ -61,6 +69,7 @@ def start(seed: int, steps: int, threads: int) -> Path:
             objective="albef",
             seed=seed,
             steps=steps,
+            bias=bias,
             out=str(out),
             quiet=True,
             threads=threads,
@@ -69,11 +78,17 @@ def start(seed: int, steps: int, threads: int) -> Path:
 
 
 def run_one(
-    objective: str, seed: int, first: int, steps: int, weight: float | None, threads: int
+    objective: str,
+    seed: int,
+    first: int,
+    steps: int,
+    weight: float | None,
+    threads: int,
+    bias: float = 0.8,
 ) -> dict:
-    init = start(seed, first, threads)
+    init = start(seed, first, threads, bias)
     tag = "" if weight is None else f"-w{weight:g}"
-    out = RUNS / f"{objective}{tag}-{first}+{steps}-{seed}"
+    out = RUNS / f"{_tag(bias)}{objective}{tag}-{first}+{steps}-{seed}"
     extra = {} if weight is None else {"epic_weight": weight}
     res = mltk.run(
         "epic",
@@ -82,6 +97,7 @@ def run_one(
         objective=objective,
         seed=seed,
         steps=steps,
+        bias=bias,
         out=str(out),
         quiet=True,
         threads=threads,
@@ -94,6 +110,7 @@ def run_one(
         "start_steps": first,
         "steps": steps,
         "epic_weight": weight,
+        "bias": bias,
         **{k: scores.get(k) for k in KEYS},
         "token_scorer": scores.get("token_scorer"),
         "seconds": res["seconds"],
@@ -116,10 +133,14 @@ def print_table(rows: list[dict]) -> None:
     )
     print("| --- " * 13 + "|")
     for obj in OBJECTIVES:
-        g = [r for r in rows if r["objective"] == obj and r["epic_weight"] is None]
+        g = [
+            r
+            for r in rows
+            if r["objective"] == obj and r["epic_weight"] is None and r.get("bias", BIAS) == BIAS
+        ]
         if not g:
             continue
-        cells = [_ms([r[k] for r in g]) for k in KEYS if k != "mlm_acc"]
+        cells = [_ms([r[k] for r in g]) for k in KEYS if not k.startswith("mlm_acc")]
         print(
             f"| {obj} | {len(g)} | "
             + " | ".join(cells)
@@ -144,6 +165,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--objectives", default=",".join(OBJECTIVES))
     ap.add_argument("--weights", default="", help="EPIC loss weights to sweep (seed 0)")
+    ap.add_argument("--bias", type=float, default=BIAS, help="the world's colour bias")
     ap.add_argument("--table", action="store_true")
     args = ap.parse_args()
     out = HERE / "bias.json"
@@ -170,10 +192,10 @@ def main() -> None:
     todo = [(o, s, None) for s in seeds for o in objectives]
     todo += [("epic", 0, float(w)) for w in args.weights.split(",") if w]
     for obj, seed, weight in todo:
-        key = (obj, seed, weight, args.start_steps, args.steps)
+        key = (obj, seed, weight, args.start_steps, args.steps, args.bias)
         if any(_key(r) == key for r in read()):
             continue
-        r = run_one(obj, seed, args.start_steps, args.steps, weight, threads)
+        r = run_one(obj, seed, args.start_steps, args.steps, weight, threads, args.bias)
         print(
             f"{obj} seed {seed}{'' if weight is None else f' weight {weight:g}'}: ITM hard "
             f"{r['itm_hard']:.3f}, colour reliance {r['reliance_colour']:.3f}, token AUC "
@@ -188,7 +210,14 @@ def main() -> None:
 
 
 def _key(r: dict) -> tuple:
-    return (r["objective"], r["seed"], r["epic_weight"], r["start_steps"], r["steps"])
+    return (
+        r["objective"],
+        r["seed"],
+        r["epic_weight"],
+        r["start_steps"],
+        r["steps"],
+        r.get("bias", BIAS),
+    )
 
 
 if __name__ == "__main__":
