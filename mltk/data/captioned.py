@@ -178,9 +178,11 @@ def folder_dataset(
 
 
 def jsonl_dataset(
-    path: Path, size: int, warn=None, buckets: dict | None = None
+    path: Path, size: int, warn=None, buckets: dict | None = None, missing: str = "skip"
 ) -> CaptionedImages | BucketedImages:
-    """Images and captions listed in a JSONL file: ``{"image": ..., "caption": ...}`` per line."""
+    """Images and captions listed in a JSONL file: ``{"image": ..., "caption": ...}`` per line.
+    A listed image that is not there is skipped with the unreadable ones, or with
+    ``missing="error"`` stops the read, naming its line."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"caption file {path} does not exist")
@@ -199,17 +201,22 @@ def jsonl_dataset(
         captions = [c.strip() for c in captions if isinstance(c, str) and c.strip()]
         if not captions:
             raise DataError(f"{path}:{n}: the caption of {image} is empty")
+        if missing == "error" and not (path.parent / image).is_file():
+            raise DataError(f"{path}:{n}: image {image} does not exist")
         entries.append((path.parent / image, captions, 0))
     if not entries:
         raise DataError(f"caption file {path} lists no images")
     return _build(entries, f"jsonl:{path}", str(path), size, warn, buckets)
 
 
-def captioned_dataset(source: Path, size: int, warn=None, buckets: dict | None = None):
-    """A folder of images with caption files, or a ``.jsonl`` list of images and captions."""
+def captioned_dataset(
+    source: Path, size: int, warn=None, buckets: dict | None = None, missing: str = "skip"
+):
+    """A folder of images with caption files, or a ``.jsonl`` list of images and captions
+    (``missing``: see :func:`jsonl_dataset`)."""
     source = Path(source)
     if source.suffix.lower() == ".jsonl" and not source.is_dir():
-        return jsonl_dataset(source, size, warn, buckets)
+        return jsonl_dataset(source, size, warn, buckets, missing)
     return folder_dataset(source, size, warn, buckets)
 
 

@@ -65,10 +65,11 @@ def digits_sets(size: int = 32, test_fraction: float = 0.25, seed: int = 0,
     return make(tr, templates, "digits-train"), make(te, held_out, "digits-test")
 
 
-def captioned_set(source: Path, size: int, warn=None) -> ImageTextSet:
-    """A folder of images with caption files, or a JSONL file (``mltk.data.captioned``)."""
+def captioned_set(source: Path, size: int, warn=None, missing: str = "skip") -> ImageTextSet:
+    """A folder of images with caption files, or a JSONL file (``mltk.data.captioned``;
+    ``missing="error"`` stops at a listed image that is not there)."""
     from mltk.data.captioned import captioned_dataset
 
-    data = captioned_dataset(Path(source), size, warn=warn)
+    data = captioned_dataset(Path(source), size, warn=warn, missing=missing)
     captions = [[s, *[c for c in d if c != s]] for s, d in zip(data.short, data.dense)]
     return ImageTextSet(data.images, captions, data.classes, data.name)

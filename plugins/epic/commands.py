@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from mltk import atomic
+from mltk.data import world as W
 from mltk.errors import DataError, UsageError
 from mltk.vl import quiet_transformers
 
@@ -95,7 +96,7 @@ def _tokenizer(cfg, train: D.Pairs):
         if missing:
             raise DataError(f"--text-init {cfg.text_init}: its tokenizer has no {missing[0]} token")
         return tok
-    corpus = D.corpus() if cfg.data == "world" else [c for cs in train.captions for c in cs]
+    corpus = W.corpus() if cfg.data == "world" else [c for cs in train.captions for c in cs]
     return train_tokenizer(corpus, "bert")
 
 

@@ -32,7 +32,6 @@ ATTRIBUTE_WORDS = {
     "count": COUNT_WORDS,
     "position": POSITION_WORDS,
 }
-FUNCTION_WORDS = ("a", "the", "in", "of", "there", "is", "and", "on")
 
 
 @dataclass
@@ -158,11 +157,6 @@ def hard_negatives(scenes: list, seed: int = 0) -> list[HardNegative]:
     return out
 
 
-def corpus() -> list[str]:
-    """Every sentence the embedded world says (for the tokenizer)."""
-    return W.corpus()
-
-
 def user_pairs(source: Path, size: int, warn=None) -> Pairs:
     """A JSONL file of {"image": path, "caption": text or [texts]} (ALBEF's format) or a
     folder of images with caption files (``mltk.data.captioned``)."""
@@ -171,27 +165,11 @@ def user_pairs(source: Path, size: int, warn=None) -> Pairs:
     source = Path(source)
     if not source.exists():
         raise DataError(f"{source} does not exist")
-    if source.is_file():
-        _check_paths(source)
-    data = captioned_set(source, size, warn=warn)
+    data = captioned_set(source, size, warn=warn, missing="error")
     empty = [i for i, cs in enumerate(data.captions) if not any(c.strip() for c in cs)]
     if empty:
         raise DataError(f"{source}: image {empty[0] + 1} has an empty caption")
     return Pairs(data.images, data.captions, None, data.name)
-
-
-def _check_paths(jsonl: Path) -> None:
-    """A line naming an image that is not there is an error, not a skipped pair: a training
-    set silently short of images is worse than a stop."""
-    import json
-
-    for n, line in enumerate(jsonl.read_text(encoding="utf-8").splitlines(), 1):
-        try:
-            image = json.loads(line).get("image") if line.strip() else None
-        except (json.JSONDecodeError, AttributeError):
-            return  # the reader names the line
-        if isinstance(image, str) and not (jsonl.parent / image).is_file():
-            raise DataError(f"{jsonl}:{n}: image {image} does not exist")
 
 
 def split(pairs: Pairs, fraction: float = 0.1, seed: int = 0) -> tuple[Pairs, Pairs]:

@@ -68,10 +68,10 @@ def match_probability(model, t_states, t_mask, i_states, batch: int = 256) -> to
 
 
 @torch.no_grad()
-def retrieval(model, tokenizer, pairs: D.Pairs, k: int = RERANK) -> dict:
+def retrieval(model, tokenizer, pairs: D.Pairs, k: int = RERANK, encoded=None) -> dict:
     texts = [c for cs in pairs.captions for c in cs]
     owner = np.array([i for i, cs in enumerate(pairs.captions) for _ in cs])
-    i_states, i_feat = image_states(model, pairs.images)
+    i_states, i_feat = encoded or image_states(model, pairs.images)
     t_states, t_mask, t_feat, _ = text_states(model, tokenizer, texts)
     sim = (i_feat @ t_feat.T).float()
     k_i, k_t = min(k, sim.shape[1]), min(k, sim.shape[0])
@@ -95,10 +95,10 @@ def retrieval(model, tokenizer, pairs: D.Pairs, k: int = RERANK) -> dict:
 
 
 @torch.no_grad()
-def hard_negative_itm(model, tokenizer, pairs: D.Pairs, negatives) -> dict:
+def hard_negative_itm(model, tokenizer, pairs: D.Pairs, negatives, encoded=None) -> dict:
     if not negatives:
         return {}
-    i_states, _ = image_states(model, pairs.images)
+    i_states, _ = encoded or image_states(model, pairs.images)
     idx = torch.tensor([n.index for n in negatives])
     pos_s, pos_m, _, _ = text_states(model, tokenizer, [n.positive for n in negatives])
     neg_s, neg_m, _, _ = text_states(model, tokenizer, [n.negative for n in negatives])
@@ -140,14 +140,14 @@ def mlm_predictions(
 
 
 @torch.no_grad()
-def visual_reliance(model, tokenizer, pairs: D.Pairs) -> dict:
+def visual_reliance(model, tokenizer, pairs: D.Pairs, encoded=None) -> dict:
     """MLM accuracy on masked attribute words with the image, with a blank image, and the
     difference (overall and for colour words, the words the bias makes guessable)."""
     device = model.mean.device
     caps = [cs[0] for cs in pairs.captions]
     enc = tokens(tokenizer, caps, text_length(model), device)
     ids, mask = enc["input_ids"], enc["attention_mask"]
-    i_states, _ = image_states(model, pairs.images)
+    i_states, _ = encoded or image_states(model, pairs.images)
     blank = np.broadcast_to(
         np.round(pairs.images.reshape(-1, 3).mean(0)).astype(np.uint8), pairs.images.shape
     )
@@ -213,7 +213,9 @@ def auc(scores: np.ndarray, labels: np.ndarray) -> float:
 
 
 @torch.no_grad()
-def token_auc(model, tokenizer, pairs: D.Pairs, negatives, scorer: str, limit: int = 600) -> dict:
+def token_auc(
+    model, tokenizer, pairs: D.Pairs, negatives, scorer: str, limit: int = 600, encoded=None
+) -> dict:
     if not negatives:
         return {}
     negatives = negatives[:limit]
@@ -222,7 +224,7 @@ def token_auc(model, tokenizer, pairs: D.Pairs, negatives, scorer: str, limit: i
     enc = tokens(tokenizer, texts, text_length(model), device)
     ids, mask = enc["input_ids"], enc["attention_mask"]
     idx = torch.tensor([n.index for n in negatives] * 2)
-    i_states, _ = image_states(model, pairs.images)
+    i_states, _ = encoded or image_states(model, pairs.images)
     scores = []
     for sl in _chunks(len(texts), 256):
         scores.append(token_scores(model, tokenizer, ids[sl], mask[sl], i_states[idx[sl]], scorer))
@@ -241,10 +243,11 @@ def token_auc(model, tokenizer, pairs: D.Pairs, negatives, scorer: str, limit: i
 
 def evaluate(model, tokenizer, pairs: D.Pairs, *, scorer: str, seed: int = 0) -> dict:
     model.eval()
-    out = retrieval(model, tokenizer, pairs)
+    encoded = image_states(model, pairs.images)  # the test images, encoded once for every measure
+    out = retrieval(model, tokenizer, pairs, encoded=encoded)
     negatives = D.hard_negatives(pairs.scenes, seed) if pairs.scenes else []
-    out.update(hard_negative_itm(model, tokenizer, pairs, negatives))
+    out.update(hard_negative_itm(model, tokenizer, pairs, negatives, encoded))
     if pairs.scenes:
-        out.update(visual_reliance(model, tokenizer, pairs))
-        out.update(token_auc(model, tokenizer, pairs, negatives, scorer))
+        out.update(visual_reliance(model, tokenizer, pairs, encoded))
+        out.update(token_auc(model, tokenizer, pairs, negatives, scorer, encoded=encoded))
     return out

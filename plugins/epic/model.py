@@ -324,7 +324,7 @@ def is_model(folder: Path) -> bool:
     return (folder / META).is_file() and all((folder / t / "config.json").is_file() for t in TOWERS)
 
 
-def load(folder: Path, *, queue: int | None = None) -> tuple[EpicModel, object, dict]:
+def load(folder: Path) -> tuple[EpicModel, object, dict]:
     """(model, tokenizer, epic.json) of a saved model; momentum copies from the file when it
     is there, else equal to the online weights."""
     from safetensors.torch import load_file
@@ -341,7 +341,7 @@ def load(folder: Path, *, queue: int | None = None) -> tuple[EpicModel, object, 
         *cfgs,
         gen_cfg,
         embed_dim=meta["embed_dim"],
-        queue=meta["queue"] if queue is None else queue,
+        queue=meta["queue"],
         momentum=meta["momentum"],
         mean=tuple(meta["mean"]),
         std=tuple(meta["std"]),
@@ -369,9 +369,8 @@ def load(folder: Path, *, queue: int | None = None) -> tuple[EpicModel, object, 
         for _, m in PAIRS:
             part = {k[len(m) + 1 :]: v for k, v in moment.items() if k.startswith(m + ".")}
             getattr(model, m).load_state_dict(part)
-        if queue is None or queue == meta["queue"]:
-            for k in ("image_queue", "text_queue", "queue_ptr"):
-                getattr(model, k).copy_(moment[k])
+        for k in ("image_queue", "text_queue", "queue_ptr"):
+            getattr(model, k).copy_(moment[k])
     tokenizer = AutoTokenizer.from_pretrained(folder)
     return model, tokenizer, meta
 

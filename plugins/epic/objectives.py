@@ -196,9 +196,12 @@ def match_score(model, states, mask, img_states, momentum=True, attentions=False
     return (score, out) if attentions else score
 
 
-def saliency(model, ids, mask, img_states_m, tokens: Tokens, method: str = "attention"):
+def saliency(
+    model, ids, mask, img_states_m, tokens: Tokens, method: str = "attention", txt_states_m=None
+):
     """(B, L) saliency of every token for the image, on the momentum model's ITM score;
-    -inf at special and padding tokens (never picked)."""
+    -inf at special and padding tokens (never picked). ``txt_states_m``: the momentum text
+    tower's states of ``ids`` where the caller has them."""
     banned = tokens.special(ids) | (mask == 0)
     if method == "random":
         sal = torch.rand(ids.shape, device=ids.device)
@@ -206,7 +209,9 @@ def saliency(model, ids, mask, img_states_m, tokens: Tokens, method: str = "atte
     img = img_states_m.detach()
     if method == "occlusion":
         with torch.no_grad():
-            states, _ = model.encode_text(ids, mask, momentum=True)
+            states = txt_states_m
+            if states is None:
+                states, _ = model.encode_text(ids, mask, momentum=True)
             full = match_score(model, states, mask, img)
             sal = torch.zeros(ids.shape, device=ids.device)
             for j in range(ids.shape[1]):
@@ -219,8 +224,10 @@ def saliency(model, ids, mask, img_states_m, tokens: Tokens, method: str = "atte
                 sal[:, j] = full - match_score(model, st, mask, img)
         return sal.masked_fill(banned, float("-inf"))
     with torch.enable_grad():
-        with torch.no_grad():
-            states, _ = model.encode_text(ids, mask, momentum=True)
+        states = txt_states_m
+        if states is None:
+            with torch.no_grad():
+                states, _ = model.encode_text(ids, mask, momentum=True)
         states = states.detach().requires_grad_(True)
         if method == "gradient":
             score = match_score(model, states, mask, img)
@@ -314,7 +321,7 @@ def losses(model, batch: dict, s: Step) -> dict:
     with torch.no_grad():
         model.momentum_update()
         img_states_m, img_feat_m = model.encode_image(px, momentum=True)
-        _, txt_feat_m = model.encode_text(ids, mask, momentum=True)
+        txt_states_m, txt_feat_m = model.encode_text(ids, mask, momentum=True)
     sim_i2t = sim_t2i = None
     if s.itc or s.itm:
         loss_itc, sim_i2t, sim_t2i = itc_loss(
@@ -337,7 +344,7 @@ def losses(model, batch: dict, s: Step) -> dict:
     if extra is not None:
         masking, replacement, head = extra
         how = "random" if masking == "random" else s.saliency
-        sal = saliency(model, ids, mask, img_states_m, s.tokens, how)
+        sal = saliency(model, ids, mask, img_states_m, s.tokens, how, txt_states_m)
         picked = pick(sal, ids, mask, s.tokens, s.mask_ratio)
         if head == "mlm":
             out["salient_mlm"] = salient_mlm_loss(model, ids, mask, picked, img_states, s.tokens)

@@ -146,7 +146,6 @@ def train(
     start: int = 0,
     optimizer=None,
     on_step=None,
-    log=None,
 ) -> dict:
     """``cfg.steps`` steps of the objective. ``on_step(step, optimizer, row)`` is called after
     every step (checkpoints, metrics)."""
