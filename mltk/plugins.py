@@ -31,6 +31,7 @@ BUILTIN = (
     "geom-erasing",
     "growclip",
     "epic",
+    "antnet",
 )
 
 

@@ -443,6 +443,17 @@ def _controls(verb: Verb) -> list[inspect.Parameter]:
         params.append(opt("out", Optional[str], "--out", metavar="DIR",
                           help=f"Output folder (default: runs/{verb.plugin}/<timestamp>"
                           f"{'' if verb.run == 'new' else '-' + verb.name})."))  # fmt: skip
+    elif verb.run == "read?":
+        params.append(
+            opt(
+                "out",
+                Optional[str],
+                "--out",
+                metavar="DIR",
+                help="Where the model trained without RUN goes (default: "
+                f"runs/{verb.plugin}/<timestamp>).",
+            )
+        )
     if verb.resume is not None:
         params.append(opt("resume", Optional[str], "--resume", metavar="DIR",
                           help="Continue the interrupted run in this folder."))  # fmt: skip
