@@ -1249,6 +1249,137 @@ def _epic_bias_probe(bench: Path) -> str:
     return "\n".join(lines)
 
 
+ANTNET_ROWS = [
+    ("majority", "-", "majority class"),
+    ("tfidf-answer", "-", "TF-IDF of the answer + LR"),
+    ("tfidf-qa", "-", "TF-IDF of question, options, answer + LR"),
+    ("minilm-lr", "MiniLM, frozen", "mean-pooled + option cosines + LR"),
+    ("bilstm-concat", "BiLSTM", "one sequence, pooled"),
+    ("bilstm-interactive", "BiLSTM", "interactive attention (Semi-IAN's family)"),
+    ("cross-encoder", "MiniLM, fine-tuned", "cross-encoder"),
+    ("antnet-bilstm", "BiLSTM", "AntNet"),
+    ("antnet-minilm", "MiniLM, frozen", "AntNet"),
+    ("antnet-minilm-ft", "MiniLM, fine-tuned", "AntNet"),
+    ("antnet-minilm-no-skeleton", "MiniLM, frozen", "AntNet minus skeleton extraction"),
+    ("antnet-minilm-no-relevance", "MiniLM, frozen", "AntNet minus relevance-aware answer"),
+    ("antnet-minilm-k1", "MiniLM, frozen", "AntNet with one hop (K = 1)"),
+    ("antnet-minilm-self-paced", "MiniLM, frozen", "AntNet, self-paced weights"),
+]
+ANTNET_BASELINES = (
+    "majority",
+    "tfidf-answer",
+    "tfidf-qa",
+    "minilm-lr",
+    "bilstm-concat",
+    "bilstm-interactive",
+)
+
+
+def _antnet(bench: Path) -> dict:
+    return _load(bench, "antnet/compare.json")["rows"]
+
+
+@_table("antnet-compare")
+def _antnet_compare(bench: Path) -> str:
+    """benchmarks/antnet/compare.py (compare.json): every method, mean ± std over seeds."""
+    rows = _antnet(bench)
+    lines = [
+        "| method | encoder | seeds | test accuracy | test macro-F1 | OOD accuracy "
+        "| OOD macro-F1 | train s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for key, encoder, name in ANTNET_ROWS:
+        g = list(rows.get(key, {}).values())
+        if not g:
+            continue
+        keys = ("test_accuracy", "test_macro_f1", "ood_accuracy", "ood_macro_f1")
+        cells = " | ".join(_spread([r[k] for r in g]) for k in keys)
+        secs = statistics.mean(r["train_seconds"] for r in g)
+        lines.append(f"| {name} | {encoder} | {len(g)} | {cells} | {secs:.0f} |")
+    return "\n".join(lines)
+
+
+def _antnet_group(rows: dict, key: str) -> list:
+    g = list(rows.get(key, {}).values())
+    if not g:
+        raise TableError(f"benchmarks/antnet/compare.json has no {key!r} rows")
+    return g
+
+
+@_table("antnet-goals")
+def _antnet_goals(bench: Path) -> str:
+    """benchmarks/antnet/compare.py (compare.json): the issue's goals on the means over seeds.
+    A module's removal counts as costing OOD accuracy when the drop exceeds the standard
+    deviation over seeds of both rows."""
+    rows = _antnet(bench)
+    full = _antnet_group(rows, "antnet-minilm")
+    ood, test = _mean(full, "ood_accuracy"), _mean(full, "test_accuracy")
+    best = max(
+        (k for k in ANTNET_BASELINES if rows.get(k)),
+        key=lambda k: _mean(_antnet_group(rows, k), "ood_accuracy"),
+    )
+    base = _mean(_antnet_group(rows, best), "ood_accuracy")
+    lines = [
+        "| goal (AntNet, frozen MiniLM) | measured | met |",
+        "| --- | --- | --- |",
+        f"| OOD accuracy >= 0.85 | {_spread([r['ood_accuracy'] for r in full])} | "
+        f"{_yes(ood >= 0.85)} |",
+        f"| >= 5 points above the best non-fine-tuned baseline on OOD ({best}, {base:.3f}) | "
+        f"{100 * (ood - base):+.1f} points | {_yes(ood - base >= 0.05)} |",
+        f"| test accuracy >= 0.97 | {_spread([r['test_accuracy'] for r in full])} | "
+        f"{_yes(test >= 0.97)} |",
+    ]
+    for key, module in (
+        ("antnet-minilm-no-skeleton", "skeleton extraction"),
+        ("antnet-minilm-no-relevance", "the relevance-aware answer"),
+        ("antnet-minilm-k1", "multi-hop fusion (K = 1)"),
+    ):
+        if not rows.get(key):
+            continue
+        g = _antnet_group(rows, key)
+        drop = ood - _mean(g, "ood_accuracy")
+        spread = max(_sd(full, "ood_accuracy"), _sd(g, "ood_accuracy"))
+        lines.append(
+            f"| removing {module} costs OOD accuracy beyond the seed spread | "
+            f"{100 * drop:+.1f} points (spread {100 * spread:.1f}) | "
+            f"{_yes(drop > spread)} |"
+        )
+    return "\n".join(lines)
+
+
+@_table("antnet-phenomena")
+def _antnet_phenomena(bench: Path) -> str:
+    """benchmarks/antnet/compare.py (compare.json): OOD accuracy per answer phenomenon, mean
+    over seeds."""
+    rows = _antnet(bench)
+    shown = [
+        k
+        for k in (
+            "minilm-lr",
+            "bilstm-interactive",
+            "antnet-bilstm",
+            "antnet-minilm",
+            "antnet-minilm-ft",
+            "cross-encoder",
+        )
+        if rows.get(k)
+    ]
+    first = next(iter(_antnet_group(rows, shown[0])))
+    kinds = list(first["ood_phenomena"])
+    lines = [
+        "| OOD phenomenon | n | " + " | ".join(shown) + " |",
+        "| --- " * (len(shown) + 2) + "|",
+    ]
+    for kind in kinds:
+        cells = []
+        for k in shown:
+            g = _antnet_group(rows, k)
+            cells.append(f"{statistics.mean(r['ood_phenomena'][kind]['accuracy'] for r in g):.2f}")
+        n = statistics.mean(r["ood_phenomena"][kind]["n"] for r in _antnet_group(rows, shown[0]))
+        lines.append(f"| {kind} | {n:.0f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 NAMES = list(_GENERATORS)
 
 

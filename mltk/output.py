@@ -63,14 +63,28 @@ def _fmt(value: Any) -> str:
         if 1e4 <= abs(value) < 1e15:
             return str(round(value))
         return f"{value:.4g}"
-    if isinstance(value, dict):  # {"label": "2", "probability": 0.98} -> "2: 0.98"
-        return ": ".join(_fmt(v) for v in value.values())
+    if isinstance(value, dict):
+        if list(value)[:1] == ["label"]:  # {"label": "2", "probability": 0.98} -> "2: 0.98"
+            return ": ".join(_fmt(v) for v in value.values())
+        return ", ".join(f"{k} {_fmt(v)}" for k, v in value.items())  # "yes 0.9, no 0.1"
     if isinstance(value, (list, tuple)):
+        if value and all(_is_pair(v) for v in value):  # [["not", 0.9], ...] -> "not 0.9, ..."
+            return ", ".join(f"{v[0]} {_fmt(v[1])}" for v in value)
         return ", ".join(_fmt(v) for v in value)
     return str(value)
 
 
 jsonable = _jsonable
+
+
+def _is_pair(v: Any) -> bool:
+    return (
+        isinstance(v, (list, tuple))
+        and len(v) == 2
+        and isinstance(v[0], str)
+        and isinstance(v[1], (int, float))
+        and not isinstance(v[1], bool)
+    )
 
 
 def _flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:

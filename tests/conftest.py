@@ -120,9 +120,9 @@ def cli(tmp_path: Path, site: Path, monkeypatch, capsys) -> Cli:
 
 @pytest.fixture(scope="session")
 def tiny_runs(tmp_path_factory):
-    """Small trained runs of tensor, timediff, aesam, teach, trace, geom-erasing, growclip and epic
-    (pixart reads its shipped `tiny`), the
-    arguments that keep each verb fast, and files of every bad kind, for tests across plugins."""
+    """Small trained runs of tensor, timediff, aesam, teach, trace, geom-erasing, growclip, epic
+    and antnet (pixart reads its shipped `tiny`), the arguments that keep each verb fast, and
+    files of every bad kind, for tests across plugins."""
     import numpy as np
 
     from mltk.cli import run
@@ -182,12 +182,19 @@ def tiny_runs(tmp_path_factory):
             "--vision-layers 1 --text-layers 1 --fusion-layers 1 --patch 8 --embed-dim 16"
         ).split()
         fast[("epic", "eval")] = ["--eval-size", "16"]
+        fast[("antnet", "train")] = (
+            "--preset tiny --train-size 200 --epochs 1 --hidden 16 --embed 16 --lstm 16"
+        ).split()
+        fast[("antnet", "answer")] = fast[("antnet", "train")]
+        (root / "replies.jsonl").write_text(
+            '{"question": "Tea or coffee?", "options": ["tea", "coffee"], "answer": "tea"}\n'
+        )
         from PIL import Image
 
         Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(root / "black.png")
         (root / "pairs.jsonl").write_text('{"image": "black.png", "caption": "a red circle"}\n')
         runs = {"pixart": "tiny"}
-        built = "tensor timediff aesam teach trace geom-erasing growclip epic".split()
+        built = "tensor timediff aesam teach trace geom-erasing growclip epic antnet".split()
         for plugin in built:
             out = root / f"run-{plugin}"
             verb = "erase" if plugin == "geom-erasing" else "train"
@@ -209,5 +216,6 @@ def tiny_runs(tmp_path_factory):
                   ("geom-erasing", "detect"): [str(root / "black.png")],
                   ("growclip", "predict"): [str(root / "black.png")],
                   ("epic", "predict"): [str(root / "pairs.jsonl")],
-                  ("epic", "check"): ["world:0", "a red circle"]}  # fmt: skip
+                  ("epic", "check"): ["world:0", "a red circle"],
+                  ("antnet", "predict"): [str(root / "replies.jsonl")]}  # fmt: skip
     return {"root": root, "fast": fast, "runs": runs, "positional": positional}

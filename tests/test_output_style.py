@@ -69,3 +69,10 @@ def test_numbers_print_as_people_read_them():
     assert _fmt(1260.0) == "1260" and _fmt(7.52701) == "7.527" and _fmt(0.000123456) == "0.0001235"
     assert _fmt(None) == "-" and _fmt(True) == "yes" and _fmt(12345.6) == "12346"
     assert _fmt(float("nan")) == "nan" and _fmt([1, 2.5]) == "1, 2.5"
+
+
+def test_mappings_and_weighted_words_keep_their_names():
+    assert _fmt({"label": "2", "probability": 0.98}) == "2: 0.98"
+    assert _fmt({"yes": 0.9, "no": 0.0999}) == "yes 0.9, no 0.0999"
+    assert _fmt([["not", 0.91], ["tea", 0.5]]) == "not 0.91, tea 0.5"
+    assert _fmt([["a", "b"], ["c", "d"]]) == "a, b, c, d"  # not weighted words

@@ -82,4 +82,7 @@ def test_the_python_examples_in_the_readme_run_as_printed(tmp_path):
     words = lines[9].split()
     assert words[:2] == ["epic", "match"] and 0 <= float(words[2]) <= 1
     assert words[3:6] == ["|", "least", "consistent:"] and words[6] in "red circle top".split()
-    assert lines[10].split()[0] == "lsp"
+    words = lines[10].split()
+    assert words[:2] == ["antnet", "['coffee']"] and words[2:5] == ["|", "test", "accuracy"]
+    assert 0.5 < float(words[5]) <= 1
+    assert lines[11].split()[0] == "lsp"

@@ -20,6 +20,7 @@ Methods:
   cross-encoder         MiniLM fine-tuned over question|options|answer as one sequence
   antnet-bilstm, antnet-minilm, antnet-minilm-ft   AntNet over each encoder
   antnet-minilm-no-skeleton / -no-relevance / -k1   AntNet (frozen MiniLM) minus a module
+  antnet-minilm-self-paced   with the journal version's self-paced weights
 
 Flat classifiers predict a label code (yes, none, select:0+2, ...) and are held to the classes
 the question allows, as the neural heads are. Neural rows train as `mltk antnet train` does
@@ -50,6 +51,7 @@ NEURAL = {
     "antnet-minilm-no-skeleton": dict(minilm=True, skeleton=False),
     "antnet-minilm-no-relevance": dict(minilm=True, relevance=False),
     "antnet-minilm-k1": dict(minilm=True, hops=1),
+    "antnet-minilm-self-paced": dict(minilm=True, self_paced=True),
 }
 METHODS = FLAT + tuple(NEURAL)
 KEYS = ("test_accuracy", "test_macro_f1", "ood_accuracy", "ood_macro_f1", "train_seconds")
@@ -219,7 +221,7 @@ def main(argv=None) -> None:
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--methods", default=",".join(METHODS))
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--ft-epochs", type=int, default=3)
+    p.add_argument("--ft-epochs", type=int, default=2)
     p.add_argument("--table", action="store_true", help="print the table of compare.json only")
     args = p.parse_args(argv)
     if not args.table:

@@ -50,8 +50,11 @@ class Source:
         quiet_transformers()
         try:
             model, meta = saved.load(self.folder)
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise DataError(f"{self.folder} cannot be loaded: {e}") from None
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise DataError(
+                f"{self.folder} cannot be loaded (saved by another version of antnet?): {first}"
+            ) from None
         return model.to(device), meta
 
     def config(self) -> dict:
@@ -128,6 +131,7 @@ def train_model(cfg, rt):
         dist=rt.dist,
         log=log,
         on_epoch=on_epoch,
+        autocast=rt.autocast,
     )
     seconds = time.perf_counter() - start
     tests = {k: v for k, v in data.items() if k in ("test", "ood")}
@@ -164,15 +168,15 @@ def _write_eval(folder: Path, scores: dict, data: str) -> None:
 
 
 def run_eval(cfg, rt) -> dict:
-    rows, phenomena, per_run = [], [], {}
+    rows, phenomena, confusion = [], [], []
     for source in rt.sources:
         model, _ = source.load(rt.device)
-        tests = (
-            {"data": R.read(cfg.data)} if cfg.data is not None else generated_tests(source.config())
-        )
+        if cfg.data is not None:
+            tests = {"data": R.read(cfg.data)}
+        else:
+            tests = generated_tests(source.config())
         scores = {k: E.score(v, E.predict(model, v, cfg.batch)) for k, v in tests.items()}
         name = str(source.path)
-        per_run[name] = scores
         for split, s in scores.items():
             rows.append(
                 {
@@ -193,26 +197,13 @@ def run_eval(cfg, rt) -> dict:
                         "accuracy": p["accuracy"],
                     }
                 )
+            for true, row in s["confusion"].items():
+                if sum(row.values()):
+                    confusion.append({"run": name, "split": split, "true": true, **row})
         if cfg.plot and _writable(source.path):
             E.plot_confusion(scores, source.path / PLOT_FILE, f"antnet: {source.path.name}")
             _write_eval(source.path, scores, str(cfg.data or "generated"))
-    from mltk.output import Table
-
-    result = {"runs": rows, "phenomena": phenomena}
-    if rt.out.json:
-        result["confusion"] = {
-            r: {k: s["confusion"] for k, s in v.items()} for r, v in per_run.items()
-        }
-    else:
-        result = {
-            "runs": rows,
-            "phenomena": Table(
-                "accuracy per phenomenon",
-                ["run", "split", "phenomenon", "n", "accuracy"],
-                [list(r.values()) for r in phenomena],
-            ),
-        }
-    return result
+    return {"runs": rows, "phenomena": phenomena, "confusion": confusion}
 
 
 def _writable(folder: Path) -> bool:
@@ -233,53 +224,48 @@ def _inputs(cfg) -> tuple[list[R.Example], str]:
     return R.read(DEMO), "demo"
 
 
-def _explain(tokens: list, k: int) -> str:
-    top = sorted(tokens, key=lambda t: -t[1])[:k]
-    return " ".join(f"{w}({v:.2f})" for w, v in top)
+def _explain(tokens: list, k: int) -> list:
+    """The k tokens of highest weight, as [token, weight] pairs in the text's order (the
+    command line prints them as "second 0.99, one 0.97")."""
+    top = sorted(range(len(tokens)), key=lambda i: -tokens[i][1])[:k]
+    return [[tokens[i][0], round(tokens[i][1], 3)] for i in sorted(top)]
 
 
-def answers(model, examples, cfg, rt, batch: int = 64) -> dict:
+def answers(model, examples, cfg, batch: int = 64) -> dict:
+    """Per answer: the label, its confidence and the answer words that decided it (the
+    relevance weights), the class and option probabilities and the skeleton weights."""
     preds = E.predict(model, examples, batch)
-    rows, detail = [], []
+    rows = []
     for e, p in zip(examples, preds):
-        text = p.label.text(e.options)
-        shown = text if isinstance(text, str) else " + ".join(text)
         conf = p.probabilities[p.label.kind]
         if p.label.kind == "select":
             conf *= min(p.option_probabilities[i] for i in p.label.chosen)
-        rows.append(
-            {
-                "question": e.question,
-                "answer": e.answer,
-                "label": shown,
-                "confidence": round(conf, 3),
-            }
-        )
-        if cfg.explain:
-            rows[-1]["relevant"] = _explain(p.relevance, cfg.explain)
-        detail.append(
-            {
-                **e.to_json(),
-                "label": text,
-                "truth": e.label.text(e.options) if e.label is not None else None,
-                "probabilities": p.probabilities,
-                "option_probabilities": dict(zip(e.options, p.option_probabilities)),
-                "skeleton": p.skeleton,
-                "relevance": p.relevance,
-            }
-        )
-    result = {}
+        row = {
+            "question": e.question,
+            "options": list(e.options),
+            "answer": e.answer,
+            "label": p.label.text(e.options),
+            "confidence": conf,
+        }
+        if e.label is not None:
+            row["truth"] = e.label.text(e.options)
+        row["relevant"] = _explain(p.relevance, cfg.explain)
+        row["skeleton"] = _explain(p.skeleton, cfg.explain)
+        row["probabilities"] = {k: round(v, 4) for k, v in p.probabilities.items()}
+        row["option_probabilities"] = {
+            o: round(v, 4) for o, v in zip(e.options, p.option_probabilities)
+        }
+        rows.append(row)
+    result = {"answers": rows}
     labelled = [(e, p) for e, p in zip(examples, preds) if e.label is not None]
     if labelled:
         s = E.score([e for e, _ in labelled], [p for _, p in labelled])
         result.update(labelled=s["n"], accuracy=s["accuracy"], macro_f1=s["macro_f1"])
     if cfg.output is not None:
-        lines = [json.dumps(d, ensure_ascii=False) for d in detail]
+        lines = [json.dumps(r, ensure_ascii=False) for r in rows]
         atomic.write_text(cfg.output, "\n".join(lines) + "\n")
         result["output"] = str(cfg.output)
-    if rt.out.json:
-        return {**result, "answers": detail}
-    return {"answers": rows, **result}
+    return result
 
 
 def run_answer(cfg, rt) -> dict:
@@ -292,10 +278,13 @@ def run_answer(cfg, rt) -> dict:
         model, trained = train_model(cfg, rt)
         run = trained["run"]
     rt.out.log(f"labelling {len(examples)} answers ({where})")
-    return {"run": run, **answers(model, examples, cfg, rt)}
+    result = {"run": run, **answers(model, examples, cfg)}
+    if not rt.sources:  # what the model just trained scores on the generated sets
+        result.update({k: v for k, v in trained.items() if k.endswith("_accuracy")})
+    return result
 
 
 def run_predict(cfg, rt) -> dict:
     model, _ = rt.source.load(rt.device)
     examples = R.read(cfg.input, need_label=False)
-    return {"run": str(rt.source.path), **answers(model, examples, cfg, rt, cfg.batch)}
+    return {"run": str(rt.source.path), **answers(model, examples, cfg, cfg.batch)}

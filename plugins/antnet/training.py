@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import random
+from contextlib import nullcontext
 
 import torch
 
@@ -54,8 +55,11 @@ def _trainable_state(model) -> dict:
     return {k: v.detach().clone() for k, v in model.state_dict().items() if k in names}
 
 
-def fit(model, train, dev, cfg, *, device, dist=None, log=print, on_epoch=None) -> dict:
-    """Train in place; the model ends with its best-on-dev weights. Returns the history."""
+def fit(
+    model, train, dev, cfg, *, device, dist=None, log=print, on_epoch=None, autocast=None
+) -> dict:
+    """Train in place; the model ends with its best-on-dev weights. Returns the history.
+    `autocast`: a context-manager factory for mixed precision (the runtime's)."""
     model.to(device)
     enc = [p for p in model.encoder.parameters() if p.requires_grad]
     enc_ids = {id(p) for p in enc}
@@ -80,7 +84,9 @@ def fit(model, train, dev, cfg, *, device, dist=None, log=print, on_epoch=None) 
         for start in steps:
             chunk = [train[i] for i in order[start : start + cfg.batch]]
             batch = M.make_batch(chunk, model.encoder, joint=model.joint)
-            loss = M.losses(wrapped(batch), batch, skeleton_weight)
+            with autocast() if autocast is not None else nullcontext():
+                out = wrapped(batch)
+            loss = M.losses(out, batch, skeleton_weight)
             if cfg.self_paced:
                 loss = self_paced_weights(loss, epoch) * loss
             loss = loss.mean()
