@@ -24,14 +24,16 @@ Methods:
 
 Flat classifiers predict a label code (yes, none, select:0+2, ...) and are held to the classes
 the question allows, as the neural heads are. Neural rows train as `mltk antnet train` does
-(up to 32 epochs, early stopping on dev macro-F1 with patience 5; fine-tuned rows up to
---ft-epochs). Writes compare.json beside this file after each row; a second call runs only
+(up to 32 epochs, early stopping on dev macro-F1 with patience 5). Fine-tuned rows first
+train with the encoder frozen (as above: linear probing), then fine-tune from there for
+--ft-epochs (the train time counts both). Writes compare.json beside this file after each row; a second call runs only
 what is missing. Prints a markdown table of mean ± std over seeds.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import sys
@@ -162,16 +164,31 @@ def run_neural(method: str, data, seed: int, args, shared) -> dict:
     from mltk_plugins.antnet import evaluation as E
     from mltk_plugins.antnet import training as T
     from mltk_plugins.antnet.config import TrainConfig
+    from mltk_plugins.antnet.encoders import HFEncoder
 
     spec = dict(NEURAL[method])
     minilm, finetune = spec.pop("minilm", False), spec.get("finetune", False)
     cfg = TrainConfig(encoder=args.minilm if minilm else None, data_seed=seed, **spec)
     if finetune:
         cfg.epochs, cfg.patience = args.ft_epochs, args.ft_epochs
-    encoder = shared if minilm and not finetune else None
     torch.manual_seed(seed)
-    model = T.build(cfg, data["train"], encoder=encoder)
     start = time.perf_counter()
+    if finetune:  # linear probing first (the encoder frozen, as antnet-minilm), then from there
+        probe_cfg = dataclasses.replace(cfg, finetune=False, epochs=32, patience=5)
+        probe = T.build(probe_cfg, data["train"], encoder=shared)
+        T.fit(
+            probe,
+            data["train"],
+            data["dev"],
+            probe_cfg,
+            device=torch.device("cpu"),
+            log=lambda s: None,
+        )
+        model = T.build(cfg, data["train"], encoder=HFEncoder.load(args.minilm, finetune=True))
+        heads = {k: v for k, v in probe.state_dict().items() if not k.startswith("encoder.")}
+        model.load_state_dict(heads, strict=False)
+    else:
+        model = T.build(cfg, data["train"], encoder=shared if minilm else None)
     fitted = T.fit(
         model,
         data["train"],

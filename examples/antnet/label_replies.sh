@@ -17,7 +17,7 @@ mkdir -p "$WORK"
 
 # 1. Train on the generated set (family A templates; the OOD set is family B on held-out
 #    domains); the run keeps the model, eval.json and confusion.png.
-$MLTK antnet train --preset tiny --train-size 1500 --out "$WORK/run" --json > "$WORK/train.json"
+$MLTK antnet train --preset tiny --train-size 1000 --out "$WORK/run" --json > "$WORK/train.json"
 "$PY" - "$WORK/train.json" <<'PY'
 import json, sys
 res = json.load(open(sys.argv[1]))

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from mltk import atomic
-from mltk.errors import DataError
+from mltk.errors import DataError, UsageError
 
 from . import evaluation as E
 from . import generator as G
@@ -114,7 +114,10 @@ def train_model(cfg, rt):
         f"({'BiLSTM' if cfg.encoder is None else cfg.encoder}), dev {len(data['dev'])}"
     )
     torch.manual_seed(rt.seed)
-    model = T.build(cfg, data["train"])
+    if cfg.init is not None:
+        model = start_from(Source(cfg.init), cfg, rt)
+    else:
+        model = T.build(cfg, data["train"])
     main = rt.dist.is_main
 
     def on_epoch(row):
@@ -154,6 +157,25 @@ def train_model(cfg, rt):
             E.plot_confusion(scores, rt.run.path / PLOT_FILE, f"antnet: {rt.run.path.name}")
         rt.record(train_seconds=round(seconds, 1))
     return model, result
+
+
+def start_from(source: Source, cfg, rt):
+    """A saved model to train on: its architecture and encoder win over the options'."""
+    from .encoders import HFEncoder
+
+    model, meta = source.load(rt.device)
+    mine = {k: getattr(cfg, k) for k in model.settings if k in rt.given}
+    differ = [k for k, v in mine.items() if v != model.settings[k]]
+    if differ:
+        flags = ", ".join("--" + k.replace("_", "-") for k in differ)
+        rt.out.warn(f"--init {source.path} keeps its own {flags}")
+    if cfg.finetune:
+        if not isinstance(model.encoder, HFEncoder):
+            raise UsageError(
+                f"--init {source.path} has a BiLSTM, which always trains; leave out --finetune"
+            )
+        model.encoder.set_finetune(True)
+    return model
 
 
 def run_train(cfg, rt) -> dict:
@@ -198,8 +220,11 @@ def run_eval(cfg, rt) -> dict:
                     }
                 )
             for true, row in s["confusion"].items():
-                if sum(row.values()):
-                    confusion.append({"run": name, "split": split, "true": true, **row})
+                if sum(row.values()):  # the predicted classes, with their counts
+                    predicted = {k: n for k, n in row.items() if n}
+                    confusion.append(
+                        {"run": name, "split": split, "true": true, "predicted": predicted}
+                    )
         if cfg.plot and _writable(source.path):
             E.plot_confusion(scores, source.path / PLOT_FILE, f"antnet: {source.path.name}")
             _write_eval(source.path, scores, str(cfg.data or "generated"))
@@ -277,7 +302,7 @@ def run_answer(cfg, rt) -> dict:
         rt.out.log("no RUN given: training a model first (pass a run folder to reuse one)")
         model, trained = train_model(cfg, rt)
         run = trained["run"]
-    rt.out.log(f"labelling {len(examples)} answers ({where})")
+    rt.out.log(f"labelling {len(examples)} answer{'s' if len(examples) != 1 else ''} ({where})")
     result = {"run": run, **answers(model, examples, cfg)}
     if not rt.sources:  # what the model just trained scores on the generated sets
         result.update({k: v for k, v in trained.items() if k.endswith("_accuracy")})

@@ -45,6 +45,13 @@ class TrainConfig:
         path="dir",
         panel=MODEL,
     )
+    init: Optional[Path] = option(
+        None,
+        "Start from this antnet run or model folder: its encoder, architecture and weights "
+        "(with --finetune, a frozen encoder's weights train from here on).",
+        path="dir",
+        panel=MODEL,
+    )
     finetune: bool = option(
         False, "Fine-tune --encoder (default: frozen).", flag="--finetune/--frozen", panel=MODEL
     )
@@ -108,7 +115,9 @@ class TrainConfig:
 
 
 def check_train(cfg) -> None:
-    if cfg.finetune and cfg.encoder is None:
+    if cfg.init is not None and cfg.encoder is not None:
+        raise UsageError("--init brings its own encoder; leave out --encoder")
+    if cfg.finetune and cfg.encoder is None and cfg.init is None:
         raise UsageError("--finetune needs --encoder DIR (the BiLSTM always trains)")
     if cfg.tokens == "char" and cfg.encoder is not None:
         raise UsageError("--tokens char is for the BiLSTM; --encoder brings its own tokenizer")

@@ -124,8 +124,14 @@ class HFEncoder(nn.Module):
         self.sep = f" {tokenizer.sep_token} " if tokenizer.sep_token else " | "
         self.spec = {"kind": "hf", "finetune": finetune, "max_length": max_length}
         self._cache: dict[str, tuple] = {}
-        if not finetune:
-            self.model.requires_grad_(False)
+        self.set_finetune(finetune)
+
+    def set_finetune(self, finetune: bool) -> None:
+        """Train the encoder's weights (or freeze them, and encode each text once)."""
+        self.finetune = finetune
+        self.spec = {**self.spec, "finetune": finetune}
+        self.model.requires_grad_(finetune)
+        self._cache.clear()
 
     @classmethod
     def load(cls, folder: Path, finetune: bool = False, max_length: int = 64) -> HFEncoder:

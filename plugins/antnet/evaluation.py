@@ -146,6 +146,6 @@ def plot_confusion(scores: dict[str, dict], path, title: str) -> None:
     import io
 
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
     atomic.write_bytes(path, buf.getvalue())

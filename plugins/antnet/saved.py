@@ -49,7 +49,7 @@ def load(folder: Path) -> tuple[M.AnswerModel, dict]:
         raise ValueError(f"{folder / META} has format {meta.get('format')}, not {FORMAT}")
     spec = meta["encoder"]
     if spec["kind"] == "hf":
-        encoder = HFEncoder.load(folder / "encoder", spec["finetune"], spec["max_length"])
+        encoder = HFEncoder.load(folder / "encoder", False, spec["max_length"])  # frozen to read
     else:
         vocab = Vocabulary(meta["vocabulary"], spec["mode"])
         encoder = BiLSTMEncoder(vocab, spec["embed"], spec["hidden"])

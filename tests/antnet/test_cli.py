@@ -92,8 +92,12 @@ def test_eval_on_a_labelled_file_counts_its_phenomena(trained, capsys, tmp_path)
     result = json.loads(out)
     assert result["runs"][0]["split"] == "data" and result["runs"][0]["n"] == 2
     assert [p["phenomenon"] for p in result["phenomena"]] == ["mine"]
-    confusion = result["confusion"][str(trained)]["data"]
-    assert sum(sum(row.values()) for row in confusion.values()) == 2
+    from mltk_plugins.antnet import labels as L
+
+    rows = [r for r in result["confusion"] if r["split"] == "data"]
+    assert sum(n for r in rows for n in r["predicted"].values()) == 2
+    assert set().union(*(r["predicted"] for r in rows)) <= {*L.KINDS, "select (wrong options)"}
+    assert {r["true"] for r in rows} == {"select", "no"}
 
 
 def test_predict_labels_a_file_and_writes_jsonl(trained, capsys, tmp_path):
@@ -110,7 +114,8 @@ def test_predict_labels_a_file_and_writes_jsonl(trained, capsys, tmp_path):
     first = result["answers"][0]
     assert set(first["probabilities"]) == {"uncertain", "none", "select"}
     assert set(first["option_probabilities"]) == {"tea", "coffee"}
-    assert [t for t, _ in first["relevance"]] == ["the", "second", "one"]
+    assert [t for t, _ in first["relevant"]] == ["the", "second", "one"]  # the top 3 of 3
+    assert [t for t, _ in first["skeleton"]] and all(0 <= w <= 1 for _, w in first["skeleton"])
     assert result["answers"][1]["label"] in ("yes", "no", "uncertain")
 
 
@@ -129,7 +134,7 @@ def test_answer_labels_one_triple_from_the_command_line(trained, capsys):
     )
     assert code == 0, err
     assert "Tea or coffee?" in out and "confidence" in out
-    assert "labelling 1 answers" in err
+    assert "labelling 1 answer (command line)" in err
 
 
 def test_answer_without_a_run_trains_first_and_labels_the_demo(capsys, tmp_path):
@@ -227,3 +232,43 @@ def test_answer_options_that_contradict_each_other_are_usage_errors(capsys, args
 def test_a_folder_that_is_not_a_run_is_refused(capsys, tmp_path):
     code, _, err = mltk(capsys, "antnet", "eval", str(tmp_path))
     assert code == 5 and "is not an antnet run or model folder" in err
+
+
+def test_init_continues_a_run_and_finetune_unfreezes_its_encoder(bert_folder, capsys, tmp_path):
+    import torch
+
+    from mltk_plugins.antnet import saved
+
+    frozen, tuned = tmp_path / "frozen", tmp_path / "tuned"
+    args = [*FAST, "--epochs", "1", "--quiet"]
+    code, _, err = mltk(
+        capsys, "antnet", "train", *args, "--encoder", str(bert_folder), "--out", str(frozen)
+    )
+    assert code == 0, err
+    code, _, err = mltk(
+        capsys,
+        "antnet",
+        "train",
+        *args,
+        "--init",
+        str(frozen),
+        "--finetune",
+        "--encoder-lr",
+        "1e-3",
+        "--hops",
+        "2",
+        "--out",
+        str(tuned),
+    )
+    assert code == 0, err
+    a, meta = saved.load(frozen / "model")
+    b, _ = saved.load(tuned / "model")
+    assert b.settings == a.settings and meta["settings"]["hops"] == 3  # the run's own hops
+    words = "embeddings.word_embeddings.weight"
+    assert not torch.equal(a.encoder.model.state_dict()[words], b.encoder.model.state_dict()[words])
+    assert "keeps its own --hops" in err
+
+
+def test_init_with_a_bilstm_takes_no_finetune(trained, capsys):
+    code, _, err = mltk(capsys, "antnet", "train", *FAST, "--init", str(trained), "--finetune")
+    assert code == 2 and "has a BiLSTM, which always trains" in err
