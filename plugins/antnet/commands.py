@@ -135,6 +135,8 @@ def train_model(cfg, rt):
         log=log,
         on_epoch=on_epoch,
         autocast=rt.autocast,
+        save=rt.run.save_state if main else None,
+        restore=(lambda **o: rt.run.restore_state(log=log, **o)) if rt.resumed else None,
     )
     seconds = time.perf_counter() - start
     tests = {k: v for k, v in data.items() if k in ("test", "ood")}

@@ -63,6 +63,7 @@ def answer(cfg: AnswerConfig, rt) -> dict:
     config=TrainConfig,
     presets=PRESETS,
     run="new",
+    resume=("epochs", "patience"),
     distributed=True,
     check=check_train,
     examples=[

@@ -55,31 +55,59 @@ def _trainable_state(model) -> dict:
     return {k: v.detach().clone() for k, v in model.state_dict().items() if k in names}
 
 
-def fit(
-    model, train, dev, cfg, *, device, dist=None, log=print, on_epoch=None, autocast=None
-) -> dict:
-    """Train in place; the model ends with its best-on-dev weights. Returns the history.
-    `autocast`: a context-manager factory for mixed precision (the runtime's)."""
-    model.to(device)
+def optimizer(model, cfg) -> torch.optim.AdamW:
+    """AdamW; a fine-tuned Hugging Face encoder gets its own learning rate."""
     enc = [p for p in model.encoder.parameters() if p.requires_grad]
     enc_ids = {id(p) for p in enc}
     rest = [p for p in model.parameters() if p.requires_grad and id(p) not in enc_ids]
-    groups = [{"params": rest, "lr": cfg.lr}]
     if enc and isinstance(model.encoder, HFEncoder):
-        groups.append({"params": enc, "lr": cfg.encoder_lr})
+        groups = [{"params": rest, "lr": cfg.lr}, {"params": enc, "lr": cfg.encoder_lr}]
     else:
-        groups[0]["params"] = rest + enc
-    opt = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+        groups = [{"params": rest + enc, "lr": cfg.lr}]
+    return torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+
+
+def fit(
+    model,
+    train,
+    dev,
+    cfg,
+    *,
+    device,
+    dist=None,
+    log=print,
+    on_epoch=None,
+    autocast=None,
+    save=None,
+    restore=None,
+) -> dict:
+    """Train in place; the model ends with its best-on-dev weights. Returns the history.
+
+    `autocast`: a context-manager factory for mixed precision (the runtime's). `save(**state)`
+    is called after every epoch with what `restore(model=, optimizer=)` gives back (the run
+    folder's save_state / restore_state): a resumed fit goes on after its last whole epoch.
+    """
+    model.to(device)
+    opt = optimizer(model, cfg)
     wrapped = dist.wrap(model, device) if dist is not None and dist.enabled else model
     rank, world = (dist.rank, dist.world_size) if dist is not None and dist.enabled else (0, 1)
     skeleton_weight = cfg.skeleton_weight if model.architecture == "antnet" and cfg.skeleton else 0
     order = list(range(len(train)))
     shuffle = random.Random(f"antnet-order-{cfg.data_seed}")
-    best, best_state, history, waited = -1.0, None, [], 0
-    for epoch in range(cfg.epochs):
+    best, best_state, history, waited, first = -1.0, None, [], 0, 0
+    if restore is not None:
+        meta = restore(model=model, optimizer=opt)
+        first, best, waited, history = meta["step"], meta["best"], meta["waited"], meta["history"]
+        best_state = meta["extra_tensors"]
+        for _ in range(first):  # the shuffles of the epochs done
+            shuffle.shuffle(order)
+    for epoch in range(first, cfg.epochs):
+        if waited >= cfg.patience:
+            break
         model.train()
         shuffle.shuffle(order)
-        steps = list(range(0, len(order), cfg.batch))[rank::world]
+        steps = list(range(0, len(order), cfg.batch))
+        steps = steps[: len(steps) // world * world][rank::world]  # as many on every rank
         total, seen = 0.0, 0
         for start in steps:
             chunk = [train[i] for i in order[start : start + cfg.batch]]
@@ -119,9 +147,11 @@ def fit(
             best, best_state, waited = scores["macro_f1"], _trainable_state(model), 0
         else:
             waited += 1
-            if waited >= cfg.patience:
-                log(f"no better dev macro-F1 for {cfg.patience} epochs: stopping")
-                break
+        if save is not None:
+            meta = {"best": best, "waited": waited, "history": history}
+            save(model=model, optimizer=opt, step=epoch + 1, meta=meta, extra_tensors=best_state)
+        if waited >= cfg.patience:
+            log(f"no better dev macro-F1 for {cfg.patience} epochs: stopping")
     model.load_state_dict(best_state, strict=False)
     model.eval()
     best_epoch = max(history, key=lambda r: r["dev_macro_f1"])["epoch"]

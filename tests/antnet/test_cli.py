@@ -272,3 +272,22 @@ def test_init_continues_a_run_and_finetune_unfreezes_its_encoder(bert_folder, ca
 def test_init_with_a_bilstm_takes_no_finetune(trained, capsys):
     code, _, err = mltk(capsys, "antnet", "train", *FAST, "--init", str(trained), "--finetune")
     assert code == 2 and "has a BiLSTM, which always trains" in err
+
+
+def test_resume_goes_on_after_the_last_whole_epoch_as_if_never_stopped(capsys, tmp_path):
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    code, out, err = mltk(capsys, "antnet", "train", *FAST, "--out", str(straight), "--json")
+    assert code == 0, err
+    whole = json.loads(out)
+    code, _, err = mltk(capsys, "antnet", "train", *FAST, "--epochs", "1", "--out", str(stopped))
+    assert code == 0, err
+    code, out, err = mltk(
+        capsys, "antnet", "train", "--resume", str(stopped), "--epochs", "2", "--json"
+    )
+    assert code == 0, err
+    assert "resumed from step 1" in err
+    resumed = json.loads(out)
+    for key in ("epochs", "best_epoch", "test_accuracy", "ood_accuracy", "dev_macro_f1"):
+        assert resumed[key] == pytest.approx(whole[key]), key
+    lines = [json.loads(x) for x in (stopped / "metrics.jsonl").read_text().splitlines()]
+    assert [x["epoch"] for x in lines] == [1, 2]
