@@ -116,3 +116,15 @@ def predict(cfg: PredictConfig, rt) -> dict:
 @hookimpl
 def mltk_register_commands(register):
     register("antnet", plugin)
+
+
+@hookimpl
+def mltk_register_datasets(register):
+    register(
+        "antnet-generated",
+        loader="mltk_plugins.antnet.generator:generate",
+        description="Generated reverse-QA answers (English): yes/no and 2-4-option questions "
+        "over 14 domains, 4,000 train / 500 dev / 1,000 test / 1,000 OOD (other phrasings, "
+        "held-out domains).",
+        embedded=True,
+    )

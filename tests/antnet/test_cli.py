@@ -291,3 +291,42 @@ def test_resume_goes_on_after_the_last_whole_epoch_as_if_never_stopped(capsys, t
         assert resumed[key] == pytest.approx(whole[key]), key
     lines = [json.loads(x) for x in (stopped / "metrics.jsonl").read_text().splitlines()]
     assert [x["epoch"] for x in lines] == [1, 2]
+
+
+def test_the_character_mode_trains_on_chinese_replies(capsys, tmp_path):
+    rows = [
+        {
+            "question": "喝茶还是咖啡？",
+            "options": ["茶", "咖啡"],
+            "answer": "咖啡吧",
+            "label": "咖啡",
+        },
+        {
+            "question": "喝茶还是咖啡？",
+            "options": ["茶", "咖啡"],
+            "answer": "茶，谢谢",
+            "label": "茶",
+        },
+        {"question": "要帮您订靠窗的座位吗？", "answer": "不用了", "label": "no"},
+        {"question": "要帮您订靠窗的座位吗？", "answer": "好的", "label": "yes"},
+    ]
+    data = _jsonl(tmp_path / "zh.jsonl", rows * 10)
+    out_dir = tmp_path / "zh"
+    code, _, err = mltk(
+        capsys,
+        "antnet",
+        "train",
+        *FAST,
+        "--data",
+        str(data),
+        "--tokens",
+        "char",
+        "--out",
+        str(out_dir),
+    )
+    assert code == 0, err
+    meta = json.loads((out_dir / "model" / "antnet.json").read_text())
+    assert meta["encoder"]["mode"] == "char" and "咖" in meta["vocabulary"]
+    code, out, err = mltk(capsys, "antnet", "predict", str(out_dir), str(data), "--json")
+    assert code == 0, err
+    assert json.loads(out)["answers"][2]["relevant"][0][0] in "不用了"
