@@ -135,7 +135,9 @@ PRESETS = {
 
 
 @dataclass
-class AnswerConfig(TrainConfig):
+class AnswerInputs:
+    """What `answer` labels (its first options in --help)."""
+
     input: Optional[Path] = option(
         None,
         "A JSONL/CSV of question, options, answer (label optional: then accuracy too).",
@@ -159,6 +161,11 @@ class AnswerConfig(TrainConfig):
     explain: int = option(
         3, "Skeleton and relevance tokens shown per answer.", min=0, max=64, panel="Input"
     )
+
+
+@dataclass
+class AnswerConfig(TrainConfig, AnswerInputs):
+    """`answer`: its inputs, then how to train a model when no RUN is given."""
 
 
 ANSWER_PRESETS = {
