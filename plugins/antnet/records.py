@@ -1,7 +1,7 @@
 """Examples and the files that hold them: JSONL (one object per line) or CSV, with the columns
 `question`, `options` (a list; in CSV one cell, `|`-separated; may be empty), `answer` and
-`label` (see labels.py; optional where only predictions are wanted). An optional `phenomenon`
-groups the scores of `eval`.
+`label` (see labels.py; in CSV several options `|`-separated; optional where only predictions
+are wanted). An optional `phenomenon` groups the scores of `eval`.
 """
 
 from __future__ import annotations
@@ -91,7 +91,12 @@ def read(path: Path, *, need_label: bool = True) -> list[Example]:
                 f"{path} has no {sorted(missing)[0]!r} column (the header row "
                 "names question, options, answer, label)"
             )
-        rows = [(f"{path.name} row {i}", row) for i, row in enumerate(reader, start=2)]
+        rows = []
+        for i, row in enumerate(reader, start=2):
+            label = row.get("label") or ""
+            if "|" in label:  # several chosen options, `|`-separated like the options
+                row["label"] = [p.strip() for p in label.split("|") if p.strip()]
+            rows.append((f"{path.name} row {i}", row))
     else:
         rows = []
         for i, line in enumerate(text.splitlines(), start=1):

@@ -41,13 +41,15 @@ def test_jsonl_and_csv_hold_the_same_examples(tmp_path):
         w.writerow([ROWS[0]["question"], "tea|coffee", ROWS[0]["answer"], "coffee"])
         w.writerow([ROWS[1]["question"], "", ROWS[1]["answer"], "no"])
         w.writerow([ROWS[2]["question"], "soup | salad | pasta", ROWS[2]["answer"], "0"])
+        w.writerow([ROWS[2]["question"], "soup|salad|pasta", ROWS[2]["answer"], "soup | 2"])
     a = R.read(_jsonl(tmp_path / "a.jsonl", ROWS))
     b = R.read(tmp_path / "a.csv")
     assert [x.label for x in a] == [L.Label.select([1]), L.Label("no"), L.Label.select([0, 2])]
     assert [(x.question, x.options, x.answer) for x in a] == [
-        (x.question, x.options, x.answer) for x in b
+        (x.question, x.options, x.answer) for x in b[:3]
     ]
     assert b[2].label == L.Label.select([0])
+    assert b[3].label == L.Label.select([0, 2])
 
 
 def test_written_examples_read_back(tmp_path, data):
