@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from mltk.cli import run
 
@@ -235,8 +236,6 @@ def test_a_folder_that_is_not_a_run_is_refused(capsys, tmp_path):
 
 
 def test_init_continues_a_run_and_finetune_unfreezes_its_encoder(bert_folder, capsys, tmp_path):
-    import torch
-
     from mltk_plugins.antnet import saved
 
     frozen, tuned = tmp_path / "frozen", tmp_path / "tuned"
