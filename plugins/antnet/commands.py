@@ -45,9 +45,6 @@ class Source:
             )
 
     def load(self, device):
-        from mltk.vl import quiet_transformers
-
-        quiet_transformers()
         try:
             model, meta = saved.load(self.folder)
         except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:
