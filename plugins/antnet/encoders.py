@@ -14,7 +14,6 @@ word has the same vector wherever it stands, which the option-match features use
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from pathlib import Path
@@ -90,31 +89,6 @@ class BiLSTMEncoder(nn.Module):
         return states, mask, offsets, embeds  # (N, L, 2H), (N, L), N lists, (N, L, E)
 
 
-def check_folder(folder: Path, flag: str = "--encoder") -> dict:
-    """A BERT-style Hugging Face folder: config.json of an encoder model type, safetensors
-    weights (nothing is unpickled) and a tokenizer."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DataError(f"{flag} {folder} is not a folder")
-    try:
-        meta = json.loads((folder / "config.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        raise DataError(
-            f"{flag} {folder} is not a BERT-style folder: no readable config.json"
-        ) from None
-    kind = meta.get("model_type") if isinstance(meta, dict) else None
-    if kind not in ENCODER_TYPES:
-        raise DataError(
-            f"{flag} {folder} is not a BERT-style folder: its model_type is {kind!r} "
-            f"(want one of {', '.join(ENCODER_TYPES)})"
-        )
-    if not any(folder.glob("*.safetensors")):
-        raise DataError(f"{flag} {folder} has no .safetensors weights")
-    if not any((folder / n).is_file() for n in ("tokenizer.json", "vocab.txt")):
-        raise DataError(f"{flag} {folder} has no tokenizer (tokenizer.json or vocab.txt)")
-    return meta
-
-
 class HFEncoder(nn.Module):
     def __init__(self, model, tokenizer, finetune: bool = False, max_length: int = 64):
         super().__init__()
@@ -137,10 +111,10 @@ class HFEncoder(nn.Module):
     def load(cls, folder: Path, finetune: bool = False, max_length: int = 64) -> HFEncoder:
         from transformers import AutoModel, AutoTokenizer
 
-        from mltk.vl import quiet_transformers
+        from mltk.vl import check_folder, quiet_transformers
 
         quiet_transformers()
-        check_folder(folder)
+        check_folder(folder, "--encoder", ENCODER_TYPES, "BERT-style", tokenizer=True)
         try:
             tokenizer = AutoTokenizer.from_pretrained(folder)
             model = AutoModel.from_pretrained(folder, use_safetensors=True, add_pooling_layer=False)

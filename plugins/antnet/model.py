@@ -266,7 +266,7 @@ class AnswerModel(nn.Module):
         self.option_query = nn.Linear(summary, d)
         self.place = nn.Embedding(max_options, d)
         self.last = nn.Parameter(torch.zeros(d))
-        if getattr(self, "match", None) is None:  # the option head without match features
+        if self.match is None:  # the option head without match features
             self.option_attend = nn.Linear(d, d, bias=False)
         self.option_score = nn.Sequential(nn.Linear(4 * d, d), nn.Tanh(), nn.Linear(d, 1))
 

@@ -15,7 +15,7 @@ import torch
 from mltk import atomic
 from mltk.data import world as W
 from mltk.errors import DataError, UsageError
-from mltk.vl import quiet_transformers
+from mltk.vl import check_folder, quiet_transformers
 
 from . import data as D
 from . import evaluation as E
@@ -86,7 +86,7 @@ def _tokenizer(cfg, train: D.Pairs):
     from mltk.vl.tokenizers import train_tokenizer
 
     if cfg.text_init is not None:
-        _check_folder(cfg.text_init, "--text-init", "bert", tokenizer=True)
+        check_folder(cfg.text_init, "--text-init", ("bert",), "BERT", tokenizer=True)
         try:
             tok = AutoTokenizer.from_pretrained(cfg.text_init)
         except (OSError, ValueError) as e:
@@ -117,7 +117,7 @@ def _new_model(cfg, tokenizer, seed: int) -> M.EpicModel:
     )
     mean, std = M.CLIP_MEAN, M.CLIP_STD
     if cfg.vision_init is not None:
-        _check_folder(cfg.vision_init, "--vision-init", "vit")
+        check_folder(cfg.vision_init, "--vision-init", ("vit",), "ViT")
         vision = _config(ViTConfig, cfg.vision_init, "ViT")
         mean, std = _normalisation(cfg.vision_init, mean, std)
     if cfg.text_init is not None:
@@ -147,23 +147,6 @@ def _new_model(cfg, tokenizer, seed: int) -> M.EpicModel:
         raise DataError(f"the towers cannot start from the given folders: {e}") from None
     model.make_momentum()
     return model
-
-
-def _check_folder(folder: Path, flag: str, model_type: str, tokenizer: bool = False) -> None:
-    """A Hugging Face folder of ``model_type`` with safetensors weights (nothing is unpickled)
-    and, for the text tower, a tokenizer."""
-    cfg = Path(folder) / "config.json"
-    try:
-        meta = json.loads(cfg.read_text())
-    except (OSError, json.JSONDecodeError):
-        raise DataError(f"{flag} {folder} has no readable config.json") from None
-    if not isinstance(meta, dict) or meta.get("model_type") != model_type:
-        got = meta.get("model_type") if isinstance(meta, dict) else None
-        raise DataError(f"{flag} {folder} holds a {got!r} model, not {model_type!r}")
-    if not any(Path(folder).glob("*.safetensors")):
-        raise DataError(f"{flag} {folder} has no .safetensors weights")
-    if tokenizer and not any((Path(folder) / n).is_file() for n in ("tokenizer.json", "vocab.txt")):
-        raise DataError(f"{flag} {folder} has no tokenizer (tokenizer.json or vocab.txt)")
 
 
 def _config(cls, folder: Path, what: str):
