@@ -260,7 +260,7 @@ def _tensor_scale(bench: Path) -> str:
 
 # ---------------------------------------------------------------------------------- timediff
 def _timediff_results(bench: Path, dataset: str) -> str:
-    """benchmarks/timediff/run_benchmark.py --report, one dataset."""
+    """benchmarks/timediff/first_release.py --report, one dataset."""
     res = _load(bench, f"timediff/results_{dataset}.json")
     lines = [
         f"**{res['dataset'].upper()}**, horizon {res['horizon']}, lookback {res['lookback']} "
@@ -282,6 +282,80 @@ def _timediff_results(bench: Path, dataset: str) -> str:
 
 for _dataset in ("etth1", "etth2"):
     _table(f"timediff-results-{_dataset}")(lambda bench, d=_dataset: _timediff_results(bench, d))
+
+
+TIMEDIFF_SETS = ("etth1", "etth2", "pv_system50")
+
+
+def _timediff_prob(bench: Path, dataset: str) -> str:
+    """benchmarks/timediff/run_benchmark.py --report DIR, one data set, from probabilistic/."""
+    res = _load(bench, f"timediff/probabilistic/results_{dataset}.json")
+    lines = [
+        f"**{res['dataset']}** ({res['series_rows']:,} rows, {len(res['channels'])} channels), "
+        f"lookback {res['lookback']}, AR-init {res['ar_channels']}, "
+        f"{res['test_windows']:,} test windows",
+        "",
+        "| model | runs | MSE | CRPS | wQL | coverage 50 / 80 / 90 % | width 90 % |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in res["rows"]:
+        runs = r.get("runs", 1)
+        mse = f"{r['mse']:.4f}" + (f" ± {r['mse_std']:.4f}" if runs > 1 else "")
+        crps = f"{r['crps']:.4f}" + (f" ± {r['crps_std']:.4f}" if "crps_std" in r else "")
+        point = r["width90"] == 0
+        cover = "-" if point else " / ".join(f"{100 * r[f'coverage{p}']:.1f}" for p in (50, 80, 90))
+        width = "-" if point else f"{r['width90']:.2f}"
+        lines.append(
+            f"| {r['model']} | {runs} | {mse} | {crps} | {r['wql']:.4f} | {cover} | {width} |"
+        )
+    return "\n".join(lines)
+
+
+for _dataset in TIMEDIFF_SETS:
+    _table(f"timediff-prob-{_dataset}")(lambda bench, d=_dataset: _timediff_prob(bench, d))
+
+
+@_table("timediff-prob-goals")
+def _timediff_prob_goals(bench: Path) -> str:
+    """The goals of the probabilistic benchmark, one row per data set."""
+    lines = [
+        "| data | best CRPS | calibrated TimeDiff CRPS | coverage gaps 50 / 80 / 90 (points) "
+        "| MSE vs as shipped (its seed std) | AR-init MSE, validation → test | goal |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for dataset in TIMEDIFF_SETS:
+        res = _load(bench, f"timediff/probabilistic/results_{dataset}.json")
+        rows = {r["model"]: r for r in res["rows"]}
+        cal, old = rows["TimeDiff calibrated"], rows["TimeDiff as shipped"]
+        best = min(res["rows"], key=lambda r: r["crps"])
+        gaps = [100 * (cal[f"coverage{p}"] - p / 100) for p in (50, 80, 90)]
+        mse_ok = cal["mse"] <= old["mse"] + old["mse_std"]
+        met = best["model"] == cal["model"] and max(abs(g) for g in gaps) <= 3 and mse_ok
+        lines.append(
+            f"| {res['dataset']} | {best['model']} ({best['crps']:.4f}) | {cal['crps']:.4f} | "
+            + " / ".join(f"{g:+.1f}" for g in gaps)
+            + f" | {cal['mse'] - old['mse']:+.4f} ({old['mse_std']:.4f}) | "
+            + f"{res['ar_init_mse']['val']:.3f} → {res['ar_init_mse']['test']:.3f} | "
+            + ("met" if met else "not met")
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+@_table("timediff-spread")
+def _timediff_spread(bench: Path) -> str:
+    """benchmarks/timediff/spread.py --report."""
+    res = _load(bench, "timediff/spread.json")
+    lines = [
+        "| model | sampler | spread | RMSE | spread / RMSE | 5-95% holds | CRPS |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in res["rows"]:
+        lines.append(
+            f"| {r['model']} | {r['sampler']} | {r['spread']:.3f} | {r['rmse']:.3f} | "
+            f"{r['ratio']:.2f} | {100 * r['coverage90']:.1f}% | {r['crps']:.4f} |"
+        )
+    return "\n".join(lines)
 
 
 @_table("timediff-regularised")

@@ -1,6 +1,7 @@
 """Autoregressive initialisation (TimeDiff Sec. 3.2.2): a linear map from lookback to horizon.
 
-z_ar = W x + b, applied to every channel with the same (L, H) weights, is fitted once on the
+z_ar = W x + b, applied to every channel with the same (L, H) weights (`shared`, the paper's), or
+with one map per channel (`individual`, as LTSF-Linear reports it), is fitted once on the
 training windows by ridge-regularised least squares (closed form, normal equations accumulated
 in chunks) and then held fixed: its tensors are buffers, so the diffusion loss never updates it.
 """
@@ -35,18 +36,29 @@ def fit_linear_map(
     return sol[:-1], sol[-1]
 
 
+def fit_individual_maps(
+    x: np.ndarray, y: np.ndarray, *, ridge: float = 1e3
+) -> tuple[np.ndarray, np.ndarray]:
+    """One least-squares map per channel: W (C, L, H), b (C, H); `ridge` as in fit_linear_map."""
+    fits = [fit_linear_map(x[:, :, [c]], y[:, :, [c]], ridge=ridge) for c in range(x.shape[2])]
+    return np.stack([w for w, _ in fits]), np.stack([b for _, b in fits])
+
+
 def apply_linear_map(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    """(N, L, C) -> (N, H, C) with the shared map."""
+    """(N, L, C) -> (N, H, C) with the shared map (L, H) or per-channel maps (C, L, H)."""
+    if weight.ndim == 3:
+        return np.einsum("nlc,clh->nhc", x, weight) + bias.T[None]
     return np.einsum("nlc,lh->nhc", x, weight) + bias[None, :, None]
 
 
 class ARInit(nn.Module):
     """The fixed linear forecaster z_ar; acts on (B, L, C) and returns (B, H, C)."""
 
-    def __init__(self, lookback: int, horizon: int) -> None:
+    def __init__(self, lookback: int, horizon: int, channels: int | None = None) -> None:
         super().__init__()
-        self.register_buffer("weight", torch.zeros(lookback, horizon))
-        self.register_buffer("bias", torch.zeros(horizon))
+        lead = () if channels is None else (channels,)  # None: one map shared by the channels
+        self.register_buffer("weight", torch.zeros(*lead, lookback, horizon))
+        self.register_buffer("bias", torch.zeros(*lead, horizon))
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
 
     def load_fit(self, weight: np.ndarray, bias: np.ndarray) -> None:
@@ -55,5 +67,7 @@ class ARInit(nn.Module):
         self.fitted.fill_(True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.weight.dim() == 3:  # (B, L, C) x (C, L, H) -> (B, H, C)
+            return torch.einsum("blc,clh->bhc", x, self.weight) + self.bias.T[None]
         # (B, L, C) -> (B, C, L) @ (L, H) -> (B, C, H) -> (B, H, C)
         return (x.transpose(1, 2) @ self.weight + self.bias).transpose(1, 2)

@@ -2,10 +2,15 @@
 
 - seasonal naive: repeat the last season of the lookback (a day for hourly data);
 - closed-form linear map: least squares from lookback to horizon, one map shared by all
-  channels, its lookback chosen on the validation split;
+  channels or one per channel ("individual", as LTSF-Linear reports it), its lookback chosen on
+  the validation split;
 - DLinear (Zeng et al., AAAI 2023): moving-average trend/remainder decomposition, one linear
-  layer on each, trained with Adam and early stopping (seed-fragile: run several seeds);
+  layer on each (shared, or per channel), trained with Adam and early stopping (seed-fragile:
+  run several seeds);
 - AR-init alone: TimeDiff's own fixed linear model z_ar, without the diffusion model.
+
+The probabilistic ones (evaluation.py) put a distribution around these point forecasts from
+their residuals on the validation split.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .ar_init import apply_linear_map, fit_linear_map
+from .ar_init import apply_linear_map, fit_individual_maps, fit_linear_map
 from .data import Prepared, gather
 
 
@@ -30,15 +35,20 @@ def seasonal_naive(x: np.ndarray, horizon: int, period: int) -> np.ndarray:
 
 
 class ClosedFormLinear:
-    """Least squares lookback -> horizon shared across channels (no instance normalisation)."""
+    """Least squares lookback -> horizon (no instance normalisation): one map shared by the
+    channels, or one per channel (`individual`)."""
 
-    def __init__(self, lookback: int, horizon: int, ridge: float = 1e-6) -> None:
+    def __init__(
+        self, lookback: int, horizon: int, ridge: float = 1e-6, individual: bool = False
+    ) -> None:
         self.lookback, self.horizon, self.ridge = lookback, horizon, ridge
+        self.individual = individual
         self.weight = self.bias = None
 
     def fit(self, prepared: Prepared) -> ClosedFormLinear:
         x, y = prepared.windows("train", self.lookback, self.horizon)
-        self.weight, self.bias = fit_linear_map(x, y, ridge=self.ridge)
+        fit = fit_individual_maps if self.individual else fit_linear_map
+        self.weight, self.bias = fit(x, y, ridge=self.ridge)
         return self
 
     def predict(self, x: np.ndarray) -> np.ndarray:
@@ -75,12 +85,31 @@ def choose_lookback(
     return min(scores, key=scores.get), scores
 
 
-class DLinear(nn.Module):
-    """Series decomposition + two linear maps, shared across channels: (B, L, C) -> (B, H, C)."""
+class PerChannelLinear(nn.Module):
+    """One linear map L -> H per channel: (B, C, L) -> (B, C, H)."""
 
-    def __init__(self, lookback: int, horizon: int, kernel: int = 25) -> None:
+    def __init__(self, channels: int, lookback: int, horizon: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.full((channels, horizon, lookback), 1.0 / lookback))
+        self.bias = nn.Parameter(torch.zeros(channels, horizon))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("bcl,chl->bch", x, self.weight) + self.bias
+
+
+class DLinear(nn.Module):
+    """Series decomposition + two linear maps, shared across channels or one per channel
+    (`channels` given: DLinear-individual): (B, L, C) -> (B, H, C)."""
+
+    def __init__(
+        self, lookback: int, horizon: int, kernel: int = 25, channels: int | None = None
+    ) -> None:
         super().__init__()
         self.kernel = kernel
+        if channels is not None:
+            self.seasonal = PerChannelLinear(channels, lookback, horizon)
+            self.trend = PerChannelLinear(channels, lookback, horizon)
+            return
         self.seasonal = nn.Linear(lookback, horizon)
         self.trend = nn.Linear(lookback, horizon)
         for layer in (self.seasonal, self.trend):
@@ -112,11 +141,13 @@ def train_dlinear(
     lr: float = 5e-3,
     patience: int = 3,
     device="cpu",
+    individual: bool = False,
 ) -> DLinear:
     """Adam on the MSE with early stopping on the validation MSE (DLinear's ETTh1 recipe)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    model = DLinear(lookback, horizon).to(device)
+    channels = prepared.series.n_channels if individual else None
+    model = DLinear(lookback, horizon, channels=channels).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=0.5)  # "type1": halve every epoch
     train = prepared.splits.forecast_starts("train", lookback, horizon)

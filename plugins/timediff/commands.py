@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,10 @@ from . import data, training
 from .config import SAMPLING, TimeDiffConfig, check
 from .evaluation import baseline_rows, result_row
 from .forecast import write_forecast
+
+CALIBRATION_FILE = "calibration.safetensors"
+# what a run folder written before these options existed was trained and sampled with
+FIRST_RELEASE = {"skip": "none", "point": "mean", "ar_channels": "shared"}
 
 
 def load_series(cfg, out) -> data.Series:
@@ -61,12 +66,16 @@ def run_train(cfg: TimeDiffConfig, rt) -> dict[str, Any]:
     series = load_series(cfg, out)
     if rt.resumed:
         saved = rt.run.read_config()
+        if "skip" not in saved.get("config", {}):  # a run from before the Gaussian skip
+            cfg = dataclasses.replace(cfg, **FIRST_RELEASE)
         _check_channels(series, saved["data"]["target"])
         prepared = data.prepare(series, cfg.split)
         _check_same_data(prepared, saved)
     else:
         prepared = data.prepare(series, cfg.split)
         cfg = training.choose_lookback(prepared, cfg, out.log)
+        if cfg.ar_init:
+            cfg = training.choose_ar_channels(prepared, cfg, out.log)
         cfg = dataclasses.replace(cfg, target=tuple(series.columns))
     data.check_lengths(series, prepared.splits, cfg.lookback, cfg.horizon)
     rt.config = cfg
@@ -120,6 +129,8 @@ def run_train(cfg: TimeDiffConfig, rt) -> dict[str, Any]:
         checkpoint(result.model, None, 0, state, result.model.state_dict())
     if run.writable:
         _plot_losses(result.history, run.artifact("losses.png"))
+        if cfg.calibrate:
+            calibration(result.model, prepared, cfg, rt, run.path)
     return {
         "run": str(run.path),
         "dataset": series.name,
@@ -169,6 +180,8 @@ def load_run(run, rt, given: dict[str, Any]):
     if "scaler" not in saved or "data" not in saved:
         raise DataError(f"{run.path}/config.json is not a timediff training run's configuration")
     cfg = run.saved_config(TimeDiffConfig)
+    if "skip" not in saved["config"]:  # trained before the Gaussian skip: the paper's estimate
+        cfg = dataclasses.replace(cfg, **FIRST_RELEASE)
     if "data" in given:  # another file: its own date column and channels unless named
         cfg = dataclasses.replace(cfg, date_col=None, target=None)
     cfg = dataclasses.replace(cfg, **given)
@@ -199,26 +212,97 @@ def load_run(run, rt, given: dict[str, Any]):
 
 def _sample(model, x, cfg, rt):
     return training.forecast_windows(
-        model, x, n_samples=cfg.samples, device=rt.device, seed=rt.seed, sampler=cfg.sampler,
+        model,
+        x,
+        n_samples=cfg.samples,
+        device=rt.device,
+        seed=rt.seed,
+        sampler=cfg.sampler,
         sample_steps=cfg.sample_steps,
-    )  # fmt: skip
+        eta=cfg.ddim_eta,
+    )
+
+
+def _calibration_key(prepared, cfg) -> dict[str, str]:
+    """What a calibration depends on: the data, the model's settings and the sampling options."""
+    keys = ("samples", "sampler", "sample_steps", "ddim_eta", "point", "calibration_windows")
+    key = {k: str(getattr(cfg, k)) for k in keys}
+    return {"data": prepared.series.name, "rows": str(prepared.series.n_rows), **key}
+
+
+def calibration(model, prepared, cfg, rt, folder: Path | None = None) -> np.ndarray:
+    """The run's calibration grid (M, H, C): read from `folder` when it was made for this data
+    and these sampling options, else computed on the validation split (and saved there)."""
+    from safetensors import safe_open
+    from safetensors.numpy import load, save
+
+    from mltk import atomic
+
+    key = _calibration_key(prepared, cfg)
+    path = None if folder is None else Path(folder) / CALIBRATION_FILE
+    if path is not None and path.is_file():
+        with safe_open(str(path), "numpy") as fh:
+            meta = fh.metadata() or {}
+        if meta == key:
+            return load(path.read_bytes())["grid"]
+    grid = training.calibration_grid(
+        model, prepared, cfg, device=rt.device, seed=rt.seed, log=rt.out.log
+    )
+    if path is not None and _writable(path.parent):
+        atomic.write_bytes(path, save({"grid": grid.astype(np.float32)}, metadata=key))
+    return grid
+
+
+def _writable(folder: Path) -> bool:
+    import os
+
+    return os.access(folder, os.W_OK)
+
+
+def predictive(model, x, cfg, rt, prepared, folder):
+    """(calibrated or raw predictive, raw samples) for lookbacks x."""
+    pred = _sample(model, x, cfg, rt)
+    if not cfg.calibrate:
+        return pred, pred
+    grid = calibration(model, prepared, cfg, rt, folder)
+    return training.calibrated(pred, grid), pred
 
 
 def run_eval(ecfg, rt) -> dict[str, Any]:
-    """Test-split MSE, MAE and CRPS of TimeDiff and of every baseline on the same windows."""
+    """Test-split scores of TimeDiff and of every baseline on the same windows."""
     fields = ("data", "date_col", "target", "split", *SAMPLING)
     cfg, prepared, model = load_run(rt.source, rt, {k: getattr(ecfg, k) for k in fields})
     data.check_lengths(prepared.series, prepared.splits, cfg.lookback, cfg.horizon)
     x, y = prepared.windows("test", cfg.lookback, cfg.horizon)
-    rt.out.log(f"evaluating on {len(x)} test windows of {prepared.series.name} "
-               f"({cfg.samples} samples each)")  # fmt: skip
+    rt.out.log(
+        f"evaluating on {len(x)} test windows of {prepared.series.name} "
+        f"({cfg.samples} samples each)"
+    )
     t0 = time.perf_counter()
-    samples = _sample(model, x, cfg, rt)
-    note = f"mean of {cfg.samples} samples, {time.perf_counter() - t0:.0f}s"
-    rows = [result_row("TimeDiff", samples.mean(axis=0), y, samples=samples, note=note)]
+    cal, raw = predictive(model, x, cfg, rt, prepared, rt.source.path)
+    note = f"{cfg.samples} samples, {time.perf_counter() - t0:.0f}s"
+    rows = []
+    if cfg.calibrate:
+        how = "validation quantiles of residual / the window's sample spread"
+        rows.append(result_row("TimeDiff (calibrated)", cal, y, note=f"{note}; {how}"))
+    rows.append(result_row("TimeDiff (samples)", raw, y, note=f"{note}; {cfg.point} point"))
     if ecfg.baselines:
-        rows += baseline_rows(prepared, cfg, x, y, dlinear_seeds=ecfg.dlinear_seeds,
-                              device=rt.device, log=rt.out.log)  # fmt: skip
+        rows += baseline_rows(
+            prepared, cfg, x, y, dlinear_seeds=ecfg.dlinear_seeds, device=rt.device, log=rt.out.log
+        )
+    plot = by_step_file = None
+    if _writable(rt.source.path):
+        from mltk import atomic
+
+        from .forecast import plot_by_step
+
+        plot = plot_by_step(rows, rt.source.path / "eval.png", prepared.series.name)
+        by_step_file = rt.source.path / "eval-by-step.json"
+        steps = {r["model"]: r["by_step"] for r in rows}
+        atomic.write_text(by_step_file, json.dumps(steps, indent=1) + "\n")
+    channels = prepared.series.columns
+    by_channel = {r["model"]: dict(zip(channels, r["crps_by_channel"], strict=True)) for r in rows}
+    rows = [{k: v for k, v in r.items() if k not in ("by_step", "crps_by_channel")} for r in rows]
     return {
         "run": str(rt.source.path),
         "dataset": prepared.series.name,
@@ -226,9 +310,13 @@ def run_eval(ecfg, rt) -> dict[str, Any]:
         "windows": len(x),
         "lookback": cfg.lookback,
         "horizon": cfg.horizon,
-        "scale": "normalised (training-split standard scaler), averaged over channels",
-        "point_forecast": "mean of samples",
+        "samples": cfg.samples,
+        "scale": "normalised (training-split standard scaler)",
+        "point_forecast": cfg.point,
+        "plot": None if plot is None else str(plot),
+        "by_step": None if by_step_file is None else str(by_step_file),
         "results": rows,
+        "crps_by_channel": by_channel,
     }
 
 
@@ -237,7 +325,8 @@ def run_eval(ecfg, rt) -> dict[str, Any]:
 
 
 def run_forecast(cfg, rt) -> dict[str, Any]:
-    """The next H steps after the end of the series, from RUN (or from a model trained now)."""
+    """The next H steps after the end of the series (or after --cutoff), from RUN (or from a
+    model trained now)."""
     if not rt.sources:
         rt.out.log("no RUN given: training a model first (pass a run folder to reuse one)")
         run_train(cfg, rt)
@@ -245,18 +334,64 @@ def run_forecast(cfg, rt) -> dict[str, Any]:
         given = {}
     else:
         run = rt.source
-        own = ("data", "date_col", "target", "split", *SAMPLING, "quantiles")
-        ignored = [f for f in rt.given if f not in own]
+        own = ("data", "date_col", "target", "split", *SAMPLING)
+        own_too = ("quantiles", "cutoff", "plot_channels")
+        ignored = [f for f in rt.given if f not in own + own_too]
         if ignored:
             flags = ", ".join("--" + f.replace("_", "-") for f in ignored)
             rt.out.warn(f"the run's own settings are used; ignored: {flags}")
-        given = {k: getattr(cfg, k) for k in own[:-1] if k in rt.given}
+        given = {k: getattr(cfg, k) for k in own if k in rt.given}
         folder = rt.output.path
     run_cfg, prepared, model = load_run(run, rt, given)
-    if prepared.series.n_rows < run_cfg.lookback:
-        raise DataError(f"forecasting needs the last {run_cfg.lookback} rows (the lookback); "
-                        f"{prepared.series.name} has {prepared.series.n_rows}")  # fmt: skip
-    x = prepared.z[-run_cfg.lookback :][None]
-    samples = _sample(model, x, run_cfg, rt)[:, 0]  # (S, H, C), normalised
-    return {"run": str(run.path), **write_forecast(folder, prepared, run_cfg, samples,
-                                                   cfg.quantiles)}  # fmt: skip
+    end = _cutoff_row(prepared.series, cfg.cutoff)
+    if end < run_cfg.lookback:
+        where = "the end of the data" if cfg.cutoff is None else f"--cutoff {cfg.cutoff}"
+        raise DataError(
+            f"forecasting needs {run_cfg.lookback} rows (the lookback) before {where}; "
+            f"{prepared.series.name} has {end}"
+        )
+    x = prepared.z[end - run_cfg.lookback : end][None]
+    pred, _ = predictive(model, x, run_cfg, rt, prepared, run.path)
+    written = write_forecast(
+        folder,
+        prepared,
+        run_cfg,
+        pred,
+        cfg.quantiles,
+        end=end,
+        warn=rt.out.warn,
+        plot_channels=cfg.plot_channels,
+    )
+    return {"run": str(run.path), "cutoff": end, **written}
+
+
+def _day(date) -> str:
+    return str(date).replace("T", " ")
+
+
+def _cutoff_row(series: data.Series, cutoff: str | None) -> int:
+    """The row after the last one the forecast may see: the end, a row number or a date."""
+    from mltk.errors import UsageError
+
+    if cutoff is None:
+        return series.n_rows
+    text = str(cutoff).strip()
+    if text.isdigit():
+        row = int(text)
+    elif series.dates is None:
+        raise UsageError(f"--cutoff {text!r}: {series.name} has no dates; give a row number")
+    else:
+        try:
+            stamp = np.datetime64(text.replace(" ", "T"), "s")
+        except ValueError as exc:
+            raise UsageError(f"--cutoff {text!r} is neither a row number nor a date") from exc
+        dates = series.dates.astype("datetime64[s]")
+        if stamp > dates[-1]:
+            raise UsageError(
+                f"--cutoff {text!r} lies after the end of {series.name} ({_day(dates[-1])}); "
+                "leave it out to forecast after the end"
+            )
+        row = int(np.searchsorted(dates, stamp))
+    if not 0 < row <= series.n_rows:
+        raise UsageError(f"--cutoff {text!r} lies outside {series.name} ({series.n_rows} rows)")
+    return row

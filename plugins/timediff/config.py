@@ -54,6 +54,12 @@ class TimeDiffConfig:
     ar_init: bool = option(
         True, "Ablation switch for the autoregressive initialisation.", panel=MODEL
     )
+    ar_channels: Literal["auto", "shared", "individual"] = option(
+        "auto",
+        "AR-init map: shared by the channels (the paper's), one per channel, or auto: "
+        "the one with the lower validation MSE.",
+        panel=MODEL,
+    )
     # L2 penalty of the closed-form AR-init fit per least-squares row (window x channel), so the
     # shrinkage does not depend on how long the series is; 0.018 is the absolute 1e3 that the
     # ETTh1 benchmark used (55,783 rows at lookback 504)
@@ -80,6 +86,12 @@ class TimeDiffConfig:
     residual: Literal["mix", "ar", "none"] = option(
         "mix", "The denoiser predicts x0 as a residual on: mix | ar | none.", panel=MODEL
     )
+    skip: Literal["gaussian", "none"] = option(
+        "gaussian",
+        "x0 estimate: gaussian adds the posterior-mean path from x_k (keeps the sample "
+        "spread); none: the paper's residual alone.",
+        panel=MODEL,
+    )
     # diffusion (Sec. 3.1)
     steps: int = option(100, "Diffusion steps K.", min=1, max=100_000, panel=DIFFUSION)
     beta_start: float = option(1e-4, "First beta of the schedule.", above=0, below=1,
@@ -93,9 +105,28 @@ class TimeDiffConfig:
         1.0, "DDIM noise: 0 deterministic, 1 DDPM-like.", min=0, max=1, panel=DIFFUSION
     )
     samples: int = option(
-        8, "Forecasts drawn per window; the point forecast is their mean.", min=1, max=100_000,
-        panel=DIFFUSION,
+        8, "Forecasts drawn per window (the calibrated quantiles come from validation "
+        "residuals; the samples give each window's spread and point forecast).",
+        min=1, max=100_000, panel=DIFFUSION,
     )  # fmt: skip
+    point: Literal["denoised", "mean"] = option(
+        "denoised",
+        "Point forecast: the mean of the first x0 estimates (denoised) or of the samples.",
+        panel=DIFFUSION,
+    )
+    calibrate: bool = option(
+        True,
+        "Intervals from the validation calibration of the samples (else the raw samples' "
+        "quantiles).",
+        panel=DIFFUSION,
+    )
+    calibration_windows: int = option(
+        1000,
+        "Validation windows sampled for the calibration (evenly spaced).",
+        min=16,
+        max=10**9,
+        panel=DIFFUSION,
+    )
     # optimisation
     epochs: int = option(10, "Maximum training epochs.", min=0, max=1_000_000, panel=TRAINING)
     batch_size: int = option(64, "Training batch size.", min=1, max=1_000_000, panel=TRAINING)
@@ -158,13 +189,22 @@ def preset(name: str) -> TimeDiffConfig:
     return dataclasses.replace(PRESETS[name])
 
 
-SAMPLING = ("sampler", "sample_steps", "samples")  # what eval and forecast may change of a run
+# what eval and forecast may change of a run
+SAMPLING = ("sampler", "sample_steps", "ddim_eta", "samples", "point", "calibrate")
 
 
 @dataclass
 class ForecastConfig(TimeDiffConfig):
     quantiles: tuple[float, ...] = option(
         (0.05, 0.5, 0.95), "Quantile columns, e.g. 0.05,0.5,0.95.", above=0, below=1
+    )
+    cutoff: Optional[str] = option(
+        None,
+        "Forecast from this date (or row number) inside the data instead of after its end; "
+        "the plot then draws the truth.",
+    )
+    plot_channels: Optional[tuple[str, ...]] = option(
+        None, "Channels to plot, comma separated (default: the first 8)."
     )
 
 

@@ -49,10 +49,12 @@ class FutureMixup(nn.Module):
         return out.transpose(1, 2)
 
     def forward(
-        self, x: torch.Tensor, future: torch.Tensor | None = None, generator=None
+        self, x: torch.Tensor, future: torch.Tensor | None = None, generator=None, past=None
     ) -> torch.Tensor:
-        """z_mix; `future` (B, H, C) is given in training only, and only then is it mixed in."""
-        past = self.past(x)
+        """z_mix; `future` (B, H, C) is given in training only, and only then is it mixed in.
+
+        `past` replaces F(x) where F is held at a fit that is computed elsewhere (AR-init)."""
+        past = self.past(x) if past is None else past
         if future is None:
             return past
         if generator is None:

@@ -1,4 +1,5 @@
-"""Forecast metrics: MSE and MAE of the point forecast, CRPS of the sample distribution.
+"""Forecast metrics: MSE and MAE of the point forecast, CRPS of the sample distribution
+(predictive.py scores the other forms of a forecast distribution).
 
 All are averaged over windows, steps and channels, on whatever scale they are given (the
 literature reports the dataset-normalised scale).
@@ -18,17 +19,10 @@ def mae(pred: np.ndarray, truth: np.ndarray) -> float:
 
 
 def crps_samples(samples: np.ndarray, truth: np.ndarray) -> float:
-    """CRPS of the empirical distribution of S samples (S, ...) against truth (...).
+    """Mean CRPS of the empirical distribution of S samples (S, ...) against truth (...)."""
+    from .predictive import crps_ensemble
 
-    CRPS = E|X - y| - E|X - X'| / 2 with both expectations over the S samples; the pairwise term
-    uses the sorted-sample identity sum_ij |x_i - x_j| = 2 sum_i (2i - S - 1) x_(i), i = 1..S.
-    """
-    s = np.sort(np.asarray(samples, np.float64), axis=0)
-    n = s.shape[0]
-    term1 = np.mean(np.abs(s - truth[None]), axis=0)
-    weights = (2 * np.arange(1, n + 1) - n - 1).reshape(-1, *([1] * (s.ndim - 1)))
-    term2 = np.sum(weights * s, axis=0) / (n * n)
-    return float(np.mean(term1 - term2))
+    return float(np.mean(crps_ensemble(samples, truth)))
 
 
 def point_metrics(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:

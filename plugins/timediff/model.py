@@ -5,6 +5,18 @@ Windows come in as (B, L, C) lookbacks and (B, H, C) futures on the dataset scal
 is normalised by the mean (and std) of its own lookback (RevIN-style, Kim et al. 2022); the
 model works in that space and forecasts are mapped back. With `channel_independent` every
 channel is a separate univariate series of one shared model, else the convolutions mix channels.
+
+The x0 estimate (`skip="gaussian"`, ours) is the paper's residual plus a skip path from x_k:
+
+    x0_hat = c_k * x_k + (1 - c_k * sqrt(abar_k)) * base + net(x_k, k, c),
+    c_k = sqrt(abar_k) s^2 / (abar_k s^2 + 1 - abar_k),
+
+the posterior mean E[x0 | x_k] when x0 ~ N(base, s^2), with s^2 the per-step, per-channel
+variance of the AR-init forecast's errors on the training windows (the c_skip of Karras et al.,
+2022, for this prior). At k = K it is the paper's "base + net"; as k -> 0 it passes x_k through,
+so the sample spread survives a denoiser that has not (yet) learnt to read x_k. With
+`skip="none"` (the paper's, and runs trained before the option) x0_hat = base + net, and the
+samples of a briefly trained model are nearly identical.
 """
 
 from __future__ import annotations
@@ -39,7 +51,8 @@ class TimeDiff(nn.Module):
         self.cfg = cfg
         self.channels = channels
         lookback, horizon = cfg.lookback, cfg.horizon
-        self.ar = ARInit(lookback, horizon) if cfg.ar_init else None
+        per_channel = channels if cfg.ar_channels == "individual" else None
+        self.ar = ARInit(lookback, horizon, per_channel) if cfg.ar_init else None
         self.mixup = FutureMixup(lookback, horizon, conv=cfg.mixup_conv)
         width = 1 if cfg.channel_independent else channels
         self.denoiser = Denoiser(
@@ -53,6 +66,8 @@ class TimeDiff(nn.Module):
             dropout=cfg.dropout,
         )
         self.schedule = Schedule(cfg.steps, cfg.beta_start, cfg.beta_end, cfg.schedule)
+        if cfg.skip == "gaussian":  # s^2 of the prior N(base, s^2), (H, C); set by training
+            self.register_buffer("prior_var", torch.ones(horizon, channels))
 
     # -- layout helpers: (B, H, C) <-> the denoiser's (B', C', H)
     def _to_net(self, t: torch.Tensor) -> torch.Tensor:
@@ -73,11 +88,12 @@ class TimeDiff(nn.Module):
         mixup when that is on, and nowhere else.
         """
         mix_future = yn if (yn is not None and self.cfg.future_mixup) else None
-        z_mix = self.mixup(xn, mix_future, generator=generator)  # (B, H, C)
+        z_ar = None if self.ar is None else self.ar(xn)  # buffers: no gradient reaches it
+        # a frozen F is the AR-init fit, per channel too where the fit is per channel
+        past = z_ar if (z_ar is not None and not self.cfg.train_mixup_map) else None
+        z_mix = self.mixup(xn, mix_future, generator=generator, past=past)  # (B, H, C)
         parts = [self._to_net(z_mix)]
-        z_ar = None
-        if self.ar is not None:
-            z_ar = self.ar(xn)  # fixed buffers: no gradient reaches the AR model
+        if z_ar is not None:
             parts.append(self._to_net(z_ar))
         cond = torch.cat(parts, dim=1)
         residual = self.cfg.residual
@@ -88,6 +104,20 @@ class TimeDiff(nn.Module):
         else:
             base = None
         return cond, base
+
+    def x0_estimate(self, x_k, k, cond, base, prior_var) -> torch.Tensor:
+        """x0_hat(x_k, k | c) in the denoiser's layout; `prior_var` (B', C', H) or None."""
+        out = self.denoiser(x_k, k, cond, base)
+        if prior_var is None or base is None:
+            return out
+        ab = self.schedule.abar_at(k).to(x_k.device, x_k.dtype).view(-1, 1, 1)
+        gain = ab.sqrt() * prior_var / (ab * prior_var + 1 - ab)
+        return out + gain * (x_k - ab.sqrt() * base)
+
+    def _prior_var(self, batch: int) -> torch.Tensor | None:
+        if self.cfg.skip != "gaussian":
+            return None
+        return self._to_net(self.prior_var[None].expand(batch, -1, -1))
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The training loss (so DistributedDataParallel can wrap the model)."""
@@ -107,7 +137,7 @@ class TimeDiff(nn.Module):
             k = torch.randint(1, self.schedule.steps + 1, (n,), generator=generator).to(x0.device)
             noise = torch.randn(x0.shape, generator=generator).to(x0.device)
         x_k = self.schedule.q_sample(x0, k, noise)
-        pred = self.denoiser(x_k, k, cond, base)
+        pred = self.x0_estimate(x_k, k, cond, base, self._prior_var(x.shape[0]))
         return torch.mean((pred - x0) ** 2)
 
     @torch.no_grad()
@@ -120,8 +150,13 @@ class TimeDiff(nn.Module):
         sample_steps: int | None = None,
         eta: float | None = None,
         generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
-        """Forecast samples (S, B, H, C) on the scale of `x` (B, L, C)."""
+        with_point: bool = False,
+    ):
+        """Forecast samples (S, B, H, C) on the scale of `x` (B, L, C).
+
+        With `with_point`, (samples, point): the point forecast (B, H, C) is the mean over the
+        samples of the first x0 estimate, at k = K, where x_K carries no information about x0:
+        an estimate of E[x0 | c] without the spread of the samples (cfg.point = "denoised")."""
         cfg = self.cfg
         sampler = sampler or cfg.sampler
         mean, std = instance_stats(x, cfg.instance_norm)
@@ -131,10 +166,17 @@ class TimeDiff(nn.Module):
         # all samples of a batch at once: repeat the condition S times
         cond_s = cond.repeat(n_samples, 1, 1)
         base_s = None if base is None else base.repeat(n_samples, 1, 1)
+        prior = self._prior_var(b)
+        prior_s = None if prior is None else prior.repeat(n_samples, 1, 1)
         shape = (cond_s.shape[0], self.denoiser.out.out_channels, cfg.horizon)
 
+        first = []
+
         def denoise(x_k, k):
-            return self.denoiser(x_k, k, cond_s, base_s)
+            x0 = self.x0_estimate(x_k, k, cond_s, base_s, prior_s)
+            if not first:
+                first.append(x0)
+            return x0
 
         if sampler == "ddpm":
             out = sample_ddpm(self.schedule, denoise, shape, generator=generator, device=x.device)
@@ -151,5 +193,10 @@ class TimeDiff(nn.Module):
         else:
             raise ValueError(f"unknown sampler {sampler!r}; use ddpm or ddim")
         out = out.reshape(n_samples, *cond.shape[:1], *out.shape[1:])  # (S, B', C', H)
-        ys = torch.stack([self._from_net(o, b) for o in out])  # (S, B, H, C)
-        return ys * std + mean
+        ys = torch.stack([self._from_net(o, b) for o in out]) * std + mean  # (S, B, H, C)
+        if not with_point:
+            return ys
+        if cfg.point == "mean":
+            return ys, ys.mean(dim=0)
+        x0 = first[0].reshape(n_samples, *cond.shape[:1], *first[0].shape[1:]).mean(dim=0)
+        return ys, self._from_net(x0, b) * std + mean

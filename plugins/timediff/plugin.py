@@ -40,7 +40,11 @@ def train(cfg: TimeDiffConfig, rt) -> dict:
     "mltk timediff eval RUN --data newer.csv --no-baselines",
 ])  # fmt: skip
 def eval_(cfg: EvalConfig, rt) -> dict:
-    """Test-split MSE, MAE and CRPS of TimeDiff and of the baselines on the same windows."""
+    """Test-split CRPS, quantile loss, interval coverage and MSE of TimeDiff and the baselines.
+
+    Every model is scored on the same test windows; eval.png in RUN shows CRPS and coverage per
+    horizon step.
+    """
     from .commands import run_eval
 
     return run_eval(cfg, rt)

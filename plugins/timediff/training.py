@@ -19,11 +19,12 @@ import torch
 
 from mltk.errors import DivergedError
 
-from .ar_init import apply_linear_map, fit_linear_map
+from .ar_init import apply_linear_map, fit_individual_maps, fit_linear_map
 from .baselines import choose_lookback as lookback_on_validation
 from .config import TimeDiffConfig
 from .data import Prepared, gather
 from .model import TimeDiff
+from .predictive import Empirical, Samples, residual_grid
 
 
 def normalise_windows(x: np.ndarray, y: np.ndarray | None, mode: str):
@@ -36,23 +37,38 @@ def normalise_windows(x: np.ndarray, y: np.ndarray | None, mode: str):
 
 
 def fit_ar(prepared: Prepared, cfg: TimeDiffConfig) -> tuple[np.ndarray, np.ndarray]:
-    """AR-init weights (L, H) and bias (H,) on the instance-normalised training windows."""
+    """AR-init weights and bias on the instance-normalised training windows: (L, H), (H,)
+    shared by the channels, or (C, L, H), (C, H) with `ar_channels="individual"`."""
     x, y = prepared.windows("train", cfg.lookback, cfg.horizon)
     xn, yn = normalise_windows(x, y, cfg.instance_norm)
+    if cfg.ar_channels == "individual":  # one least-squares row per window
+        return fit_individual_maps(xn, yn, ridge=cfg.ar_ridge * x.shape[0])
     rows = x.shape[0] * x.shape[2]  # one least-squares row per window and channel
     return fit_linear_map(xn, yn, ridge=cfg.ar_ridge * rows)
 
 
-def build_model(cfg: TimeDiffConfig, channels: int, ar_fit=None) -> TimeDiff:
+def prior_variance(prepared: Prepared, cfg: TimeDiffConfig, ar_fit=None) -> np.ndarray:
+    """s^2 (H, C) of the Gaussian skip: the mean squared error of the AR-init forecast on the
+    instance-normalised training windows (of a zero forecast without AR-init)."""
+    x, y = prepared.windows("train", cfg.lookback, cfg.horizon)
+    xn, yn = normalise_windows(x, y, cfg.instance_norm)
+    err = yn if ar_fit is None else yn - apply_linear_map(xn, *ar_fit)
+    return np.maximum(np.mean(np.square(err, dtype=np.float64), axis=0), 1e-4)
+
+
+def build_model(cfg: TimeDiffConfig, channels: int, ar_fit=None, prior_var=None) -> TimeDiff:
     model = TimeDiff(cfg, channels)
     if ar_fit is not None:
         weight, bias = ar_fit
         if model.ar is not None:
             model.ar.load_fit(weight, bias)
-            # F starts where the AR fit is; it is then trained by the diffusion loss
-            model.mixup.init_from(torch.as_tensor(weight).float(), torch.as_tensor(bias).float())
+            if weight.ndim == 2:  # F starts where the (shared) AR fit is
+                w, b = torch.as_tensor(weight).float(), torch.as_tensor(bias).float()
+                model.mixup.init_from(w, b)
     if model.ar is not None and not cfg.train_mixup_map:
         model.mixup.linear.requires_grad_(False)  # F stays at the AR-init fit
+    if prior_var is not None and cfg.skip == "gaussian":
+        model.prior_var.copy_(torch.as_tensor(prior_var, dtype=torch.float32))
     return model
 
 
@@ -85,8 +101,8 @@ def validation_mse(model: TimeDiff, prepared: Prepared, cfg, device) -> float:
     x, y = gather(
         prepared.z, _val_starts(prepared, cfg, cfg.val_windows), cfg.lookback, cfg.horizon
     )
-    samples = forecast_windows(model, x, n_samples=cfg.samples, device=device, seed=4321)
-    return float(np.mean((samples.mean(0) - y) ** 2))
+    pred = forecast_windows(model, x, n_samples=cfg.samples, device=device, seed=4321)
+    return float(np.mean((pred.point - y) ** 2))
 
 
 @torch.no_grad()
@@ -138,7 +154,8 @@ def train_model(
     else:
         if ar_fit is None and cfg.ar_init:
             ar_fit = fit_ar(prepared, cfg)
-        model = build_model(cfg, prepared.series.n_channels, ar_fit)
+        prior = prior_variance(prepared, cfg, ar_fit) if cfg.skip == "gaussian" else None
+        model = build_model(cfg, prepared.series.n_channels, ar_fit, prior)
         model.to(device)
         opt = torch.optim.Adam(
             [p for p in model.parameters() if p.requires_grad],
@@ -240,16 +257,61 @@ def forecast_windows(
     batch: int = 256,
     sampler: str | None = None,
     sample_steps: int | None = None,
-) -> np.ndarray:
-    """Samples (S, N, H, C) for lookbacks x (N, L, C); one CPU generator seeded once."""
+    eta: float | None = None,
+) -> Samples:
+    """Samples (S, N, H, C) and the point forecast for lookbacks x (N, L, C); one CPU generator
+    seeded once."""
     model.eval()
     gen = torch.Generator().manual_seed(seed)
-    outs = []
+    outs, points = [], []
     for i in range(0, len(x), batch):
         xb = torch.from_numpy(np.ascontiguousarray(x[i : i + batch])).to(device)
-        ys = model.sample(xb, n_samples, sampler=sampler, sample_steps=sample_steps, generator=gen)
+        ys, point = model.sample(
+            xb,
+            n_samples,
+            sampler=sampler,
+            sample_steps=sample_steps,
+            eta=eta,
+            generator=gen,
+            with_point=True,
+        )
         outs.append(ys.float().cpu().numpy())
-    return np.concatenate(outs, axis=1)
+        points.append(point.float().cpu().numpy())
+    return Samples(np.concatenate(outs, axis=1), np.concatenate(points))
+
+
+def local_scale(samples: np.ndarray) -> np.ndarray:
+    """(N, 1, C): a window's own spread, the samples' standard deviation pooled over the
+    horizon (root mean of the per-step unbiased variances); 1 for a single sample."""
+    if samples.shape[0] < 2:
+        return np.ones((samples.shape[1], 1, samples.shape[3]))
+    var = samples.astype(np.float64).var(axis=0, ddof=1).mean(axis=1, keepdims=True)
+    return np.sqrt(np.maximum(var, 1e-12))
+
+
+def calibrated(pred: Samples, grid: np.ndarray) -> Empirical:
+    """The calibrated predictive: point + local scale x the validation quantiles (M, H, C) of
+    the scaled residuals (locally weighted split conformal, Lei et al. 2018)."""
+    return Empirical(pred.point, grid, local_scale(pred.samples))
+
+
+def calibration_grid(model: TimeDiff, prepared: Prepared, cfg, *, device="cpu", seed=0, log=None):
+    """The quantiles (M, H, C) of (y - point) / local scale on validation windows only."""
+    starts = _val_starts(prepared, cfg, cfg.calibration_windows)
+    x, y = gather(prepared.z, starts, cfg.lookback, cfg.horizon)
+    if log is not None:
+        log(f"calibrating the intervals on {len(x)} validation windows ({cfg.samples} samples)")
+    pred = forecast_windows(
+        model,
+        x,
+        n_samples=cfg.samples,
+        device=device,
+        seed=seed + 999,
+        sampler=cfg.sampler,
+        sample_steps=cfg.sample_steps,
+        eta=cfg.ddim_eta,
+    )
+    return residual_grid((y - pred.point) / local_scale(pred.samples))
 
 
 def ar_predictor(prepared: Prepared, cfg: TimeDiffConfig):
@@ -268,6 +330,21 @@ def ar_predictor(prepared: Prepared, cfg: TimeDiffConfig):
         return out * std + mean
 
     return predict
+
+
+def choose_ar_channels(prepared: Prepared, cfg: TimeDiffConfig, log) -> TimeDiffConfig:
+    """--ar-channels auto: shared or individual, whichever AR-init has the lower validation MSE."""
+    if cfg.ar_channels != "auto":
+        return cfg
+    x, y = prepared.windows("val", cfg.lookback, cfg.horizon)
+    scores = {}
+    for layout in ("shared", "individual"):
+        c = dataclasses.replace(cfg, ar_channels=layout)
+        scores[layout] = float(np.mean((ar_predictor(prepared, c)(x) - y) ** 2))
+    best = min(scores, key=scores.get)
+    listed = ", ".join(f"{k}: {v:.4f}" for k, v in scores.items())
+    log(f"AR-init layout chosen on validation: {listed} -> {best}")
+    return dataclasses.replace(cfg, ar_channels=best)
 
 
 def choose_lookback(prepared: Prepared, cfg: TimeDiffConfig, log) -> TimeDiffConfig:

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from mltk.cli import run
+from tests.plugin_run import run_plugin
 
 FAST = [
     "--preset",
@@ -34,19 +35,8 @@ def mltk(capsys, *args: str) -> tuple[int, str, str]:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    import os
-
-    saved = os.environ.get("MLTK_LOAD_PLUGINS")
-    os.environ["MLTK_LOAD_PLUGINS"] = "antnet"
     folder = tmp_path_factory.mktemp("antnet") / "run"
-    try:
-        code = run(["antnet", "train", *FAST, "--out", str(folder), "--quiet"])
-    finally:  # a module fixture outlives the tests' monkeypatch
-        if saved is None:
-            os.environ.pop("MLTK_LOAD_PLUGINS", None)
-        else:
-            os.environ["MLTK_LOAD_PLUGINS"] = saved
-    assert code == 0
+    assert run_plugin("antnet", "train", *FAST, "--out", str(folder), "--quiet") == 0
     return folder
 
 

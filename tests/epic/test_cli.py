@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from mltk.cli import run
+from tests.plugin_run import run_plugin
 
 FAST = ["--pairs", "64", "--steps", "3", "--batch", "16", "--queue", "32", "--eval-size", "16"]
 FAST += ["--width", "32", "--heads", "2", "--vision-layers", "1", "--text-layers", "1"]
@@ -24,19 +25,8 @@ def mltk(capsys, *args: str) -> tuple[int, str, str]:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    import os
-
-    saved = os.environ.get("MLTK_LOAD_PLUGINS")
-    os.environ["MLTK_LOAD_PLUGINS"] = "epic"
     folder = tmp_path_factory.mktemp("epic") / "run"
-    try:
-        code = run(["epic", "train", *FAST, "--out", str(folder), "--quiet"])
-    finally:  # a module fixture outlives the tests' monkeypatch
-        if saved is None:
-            os.environ.pop("MLTK_LOAD_PLUGINS", None)
-        else:
-            os.environ["MLTK_LOAD_PLUGINS"] = saved
-    assert code == 0
+    assert run_plugin("epic", "train", *FAST, "--out", str(folder), "--quiet") == 0
     return folder
 
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from mltk.cli import run
+from tests.plugin_run import run_plugin
 
 FAST = ["--first-chunk", "48", "--steps", "6", "--batch", "16", "--eval-size", "40"]
 
@@ -23,34 +24,9 @@ def mltk(capsys, *args: str) -> tuple[int, str, str]:
 @pytest.fixture(scope="module")
 def grown(tmp_path_factory):
     """Two arrivals of the world with a search at the second, shared by the tests below."""
-    import os
-
-    saved = os.environ.get("MLTK_LOAD_PLUGINS")
-    os.environ["MLTK_LOAD_PLUGINS"] = "growclip"
     folder = tmp_path_factory.mktemp("growclip") / "grow"
-    try:
-        code = run(
-            [
-                "growclip",
-                "grow",
-                *FAST,
-                "--arrivals",
-                "2",
-                "--proxy-steps",
-                "2",
-                "--params-per-pair",
-                "2000",
-                "--out",
-                str(folder),
-                "--quiet",
-            ]
-        )
-    finally:  # a module fixture outlives the tests' monkeypatch: leave the variable as it was
-        if saved is None:
-            os.environ.pop("MLTK_LOAD_PLUGINS", None)
-        else:
-            os.environ["MLTK_LOAD_PLUGINS"] = saved
-    assert code == 0
+    args = ("--arrivals", "2", "--proxy-steps", "2", "--params-per-pair", "2000")
+    assert run_plugin("growclip", "grow", *FAST, *args, "--out", str(folder), "--quiet") == 0
     return folder
 
 

@@ -32,9 +32,14 @@ def test_train_writes_a_complete_run_folder(trained):
 
     tensors, meta = load_checkpoint(run / "checkpoint")
     assert meta["step"] == 1 and "config" in meta
-    # the AR-init fit and the best weights travel in the checkpoint
-    assert tuple(tensors["model.ar.weight"].shape) == (24, 12)
+    # the AR-init fit (its layout chosen on validation) and the best weights travel in the
+    # checkpoint, the calibration beside it
+    layout = cfg["config"]["ar_channels"]
+    shape = {"shared": (24, 12), "individual": (2, 24, 12)}[layout]
+    assert tuple(tensors["model.ar.weight"].shape) == shape
     assert bool(tensors["extra.best.ar.fitted"])
+    assert tuple(tensors["model.prior_var"].shape) == (12, 2)
+    assert (run / "calibration.safetensors").is_file()
     lines = (run / "metrics.jsonl").read_text().splitlines()
     assert lines and "val_loss" in json.loads(lines[-1])
 
@@ -46,17 +51,29 @@ def test_eval_reports_timediff_and_every_baseline_on_the_same_windows(cli, train
     out = r.json()
     names = [row["model"] for row in out["results"]]
     assert names == [
-        "TimeDiff",
-        "seasonal naive",
+        "TimeDiff (calibrated)",
+        "TimeDiff (samples)",
+        "AR-init + Gaussian",
+        "AR-init + conformal",
+        "seasonal naive + residuals",
         "linear (closed form)",
+        "linear individual",
         "DLinear",
-        "AR-init alone",
+        "DLinear individual",
     ]
     assert out["windows"] == 96 - 12 + 1  # 20% of 480 rows, stride 1, none dropped
-    assert all(row["mse"] > 0 and row["crps"] > 0 for row in out["results"])
+    rows = {row["model"]: row for row in out["results"]}
+    assert all(row["mse"] > 0 and row["crps"] > 0 for row in rows.values())
     # the sines are daily: seasonal naive with a 24-step season is close to the noise floor
-    seasonal = out["results"][1]
-    assert seasonal["note"] == "period 24" and seasonal["mse"] < 0.2
+    seasonal = rows["seasonal naive + residuals"]
+    assert seasonal["note"].startswith("period 24") and seasonal["mse"] < 0.2
+    # a point forecast's CRPS is its MAE; the probabilistic rows have intervals
+    assert rows["DLinear"]["crps"] == pytest.approx(rows["DLinear"]["mae"])
+    assert rows["TimeDiff (calibrated)"]["width90"] > rows["TimeDiff (calibrated)"]["width50"] > 0
+    assert set(out["crps_by_channel"]["AR-init + Gaussian"]) == {"ch0", "ch1"}
+    steps = json.loads(open(out["by_step"]).read())
+    assert len(steps["TimeDiff (calibrated)"]["coverage90"]) == 12
+    assert (run / "eval.png").stat().st_size > 1000
 
 
 def test_forecast_writes_csv_and_plot_in_original_units(cli, trained, tmp_path):
@@ -77,6 +94,25 @@ def test_forecast_writes_csv_and_plot_in_original_units(cli, trained, tmp_path):
     r = cli("timediff", "forecast", str(run), "--out", str(out), "--horizon", "48", env=TD)
     assert r.code == 0 and "ignored: --horizon" in r.stderr
     assert len(list(csv.DictReader(open(out / "forecast.csv")))) == 12
+
+
+def test_forecast_from_a_cutoff_inside_the_data_draws_the_truth(cli, trained, tmp_path):
+    _, run, _ = trained
+    out = tmp_path / "cut"
+    args = ("--cutoff", "2020-01-15 00:00", "--plot-channels", "ch1", "--quantiles", "0.1,0.9")
+    r = cli("timediff", "forecast", str(run), "--out", str(out), *args, "--json", env=TD)
+    assert r.code == 0, r.stderr
+    res = r.json()
+    assert res["cutoff"] == 14 * 24 and res["truth_steps"] == 12
+    assert res["first_date"] == "2020-01-15 00:00:00" and res["intervals"] == "calibrated"
+    rows = list(csv.DictReader(open(out / "forecast.csv")))
+    assert {"ch0_q10", "ch0_q90"} <= set(rows[0]) and rows[0]["date"] == "2020-01-15 00:00:00"
+    # a row number works too; a cutoff outside the data, or an unknown channel, is exit 2
+    r = cli("timediff", "forecast", str(run), "--out", str(out), "--cutoff", "336", env=TD)
+    assert r.code == 0, r.stderr
+    for bad in (("--cutoff", "2031-01-01"), ("--plot-channels", "nope"), ("--cutoff", "x")):
+        r = cli("timediff", "forecast", str(run), "--out", str(out), *bad, env=TD)
+        assert r.code == 2 and "Traceback" not in r.stderr, (bad, r.stderr)
 
 
 def test_predict_is_an_alias_of_forecast(cli, trained, tmp_path):
@@ -237,3 +273,21 @@ def test_a_diverging_run_exits_6_with_one_sentence(cli, series_csv, tmp_path):
     assert r.code == 6 and r.stdout == ""
     errors = [x for x in r.stderr.splitlines() if x.startswith("mltk: error:")]
     assert len(errors) == 1 and "loss is not finite" in errors[0] and "Traceback" not in r.stderr
+
+
+def test_a_run_folder_from_before_the_skip_option_loads_as_it_was_trained(cli, tmp_path):
+    data = write_series(tmp_path / "sines.csv")
+    run = tmp_path / "old"
+    first = ("--skip", "none", "--point", "mean", "--ar-channels", "shared", "--no-calibrate")
+    r = cli("timediff", "train", "--data", str(data), *TINY, *first, "--out", str(run), env=TD)
+    assert r.code == 0, r.stderr
+    before = cli("timediff", "eval", str(run), "--no-baselines", "--no-calibrate", "--json", env=TD)
+    cfg = json.loads((run / "config.json").read_text())
+    for key in ("skip", "point", "ar_channels", "calibrate", "calibration_windows"):
+        del cfg["config"][key]  # the first release's config.json had none of these
+    (run / "config.json").write_text(json.dumps(cfg))
+    after = cli("timediff", "eval", str(run), "--no-baselines", "--no-calibrate", "--json", env=TD)
+    assert after.code == 0, after.stderr
+    assert after.json()["results"] == before.json()["results"]
+    r = cli("timediff", "train", "--resume", str(run), "--epochs", "2", "--json", env=TD)
+    assert r.code == 0, r.stderr

@@ -128,13 +128,17 @@ def test_shapes_channel_independent_and_mixing():
 
 
 def test_untrained_denoiser_returns_its_residual_base():
-    # the output layer starts at zero, so x0 = z_mix = F(x) before training
-    model = TimeDiff(small_cfg(), C)
+    # the output layer starts at zero, so the paper's x0 estimate is z_mix = F(x) before
+    # training; F held at the AR-init fit is the AR-init forecast itself
     x = torch.randn(2, L, C)
-    s = model.sample(x, 2, generator=torch.Generator().manual_seed(0))
     mean = x.mean(1, keepdim=True)
-    expected = model.mixup.past(x - mean) + mean
-    torch.testing.assert_close(s[0], expected, atol=1e-5, rtol=1e-5)
+    for trainable in (False, True):
+        torch.manual_seed(0)
+        model = TimeDiff(small_cfg(skip="none", train_mixup_map=trainable), C)
+        model.ar.load_fit(np.full((L, H), 0.05), np.linspace(-1, 1, H))
+        s = model.sample(x, 2, generator=torch.Generator().manual_seed(0))
+        past = model.mixup.past if trainable else model.ar
+        torch.testing.assert_close(s[0], past(x - mean) + mean, atol=1e-5, rtol=1e-5)
 
 
 def test_no_ar_init_drops_the_ar_half_of_the_condition():

@@ -8,6 +8,7 @@ import pytest
 
 from mltk.cli import run
 from mltk.errors import ExitCode
+from tests.plugin_run import run_plugin
 
 
 def mltk(capsys, *args: str) -> tuple[int, str, str]:
@@ -20,14 +21,9 @@ def mltk(capsys, *args: str) -> tuple[int, str, str]:
 @pytest.fixture(scope="module")
 def kinship_run(tmp_path_factory):
     """One short rules run on kinship, shared by the read-only tests below."""
-    import os
-
     folder = tmp_path_factory.mktemp("trace") / "rules"
-    os.environ["MLTK_LOAD_PLUGINS"] = "trace"
-    code = run(
-        ["trace", "rules", "--epochs", "2", "--length", "2", "--out", str(folder), "--quiet"]
-    )
-    assert code == 0
+    args = ("--epochs", "2", "--length", "2", "--out", str(folder), "--quiet")
+    assert run_plugin("trace", "rules", *args) == 0
     return folder
 
 
