@@ -145,6 +145,8 @@ def _yes(flag: bool) -> str:
 TENSOR_METHODS = [
     "nort-lsp",
     "nort-capped-l1",
+    "dense-lsp",
+    "dense-capped-l1",
     "dense-pa-lsp",
     "convex",
     "tl-parafac",
@@ -214,6 +216,36 @@ for _image, _size, _name in (
     ("astronaut", 512, "tensor-images-astronaut-512"),
 ):
     _table(_name)(lambda bench, i=_image, s=_size: _tensor_images(bench, i, s))
+
+
+@_table("tensor-selection")
+def _tensor_selection(bench: Path) -> str:
+    """benchmarks/tensor/images.py --out images_refit.json: photographs at their own size, the
+    search with refit, NORT against the dense solver of the same penalty."""
+    rows = _load(bench, "tensor/images_refit.json")
+    lines = [
+        "| image | observed | method | test RMSE | CPU s | ranks | dense / NORT CPU | "
+        "at or below dense |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    cases = sorted({(r["image"], r["observed"]) for r in rows}, key=lambda c: (c[0], -c[1]))
+    for image, observed in cases:
+        got = {r["method"]: r for r in rows if (r["image"], r["observed"]) == (image, observed)}
+        for method in TENSOR_METHODS:
+            r = got.get(method)
+            if r is None or "error" in r:
+                continue
+            dense = got.get("dense-" + method[5:]) if method.startswith("nort-") else None
+            ratio = below = ""
+            if dense is not None and "error" not in dense:
+                ratio = f"{dense['cpu_seconds'] / r['cpu_seconds']:.1f}x"
+                below = "yes" if r["test_rmse"] <= dense["test_rmse"] else "no"
+            ranks = ", ".join(str(x) for x in r.get("ranks") or []) or "-"
+            lines.append(
+                f"| {image} | {observed:.0%} | {method} | {r['test_rmse']:.4f} | "
+                f"{r['cpu_seconds']:.1f} | {ranks} | {ratio} | {below} |"
+            )
+    return "\n".join(lines)
 
 
 @_table("tensor-rank-cost")

@@ -5,9 +5,11 @@ peak memory (max RSS, its high-water mark reset after loading the photograph) is
 
 - NORT (LSP, capped-l1): the plugin's default -- lambda walked along the continuation path and
   chosen on the validation entries (10% of the observed ones), float32.
-- dense PA: the same proximal-average algorithm on the same objective, written densely (folds,
-  unfolds, full SVDs), walking exactly the lambda/theta path NORT walked, with the same number of
-  iterations per stage -- so the difference is the structured computation alone.
+- dense (LSP, capped-l1): the same proximal-average algorithm on the same objective, written
+  densely (folds, unfolds, full SVDs), with its own validation walk by the same rule and the same
+  refit on every observed entry (`--solver dense`).
+- dense PA (LSP): the dense algorithm walking exactly the lambda/theta path NORT walked, with the
+  same number of iterations per stage -- so the difference is the structured computation alone.
 - convex: overlapped nuclear norm by ADMM, lambda chosen on the same validation entries.
 - tensorly: masked parafac (CP ranks), masked tucker (multilinear ranks), masked robust_pca;
   the rank / regularisation chosen on the same validation entries.
@@ -35,6 +37,8 @@ HERE = Path(__file__).resolve().parent
 METHODS = [
     "nort-lsp",
     "nort-capped-l1",
+    "dense-lsp",
+    "dense-capped-l1",
     "dense-pa-lsp",
     "convex",
     "tl-parafac",
@@ -168,6 +172,13 @@ def run_method(
         if method == "nort-lsp":  # hand the path to the dense PA run
             stages = res["stages"] if res["refined"] else res["stages"][:-1]
             info["path"] = [(s["threshold"], s["theta"], s["iters"]) for s in stages]
+    elif method in ("dense-lsp", "dense-capped-l1"):
+        cfg = TensorConfig(
+            data=image, size=size, observed=observed, penalty=method[6:], solver="dense", **path
+        )
+        res = c.fit(cfg, prob, dev, lambda m: None, seed=seed, monitor=False)
+        test = res["test"]["rmse"]
+        info = {"lambda": res["lam"], "iterations": res["iterations"], "ranks": res["ranks"]}
     elif method == "dense-pa-lsp":
         from mltk_plugins.tensor.dense import dense_proximal_average
 
@@ -269,6 +280,7 @@ def main() -> None:
     )
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--table-only", action="store_true", help="Print the table from the JSON.")
+    ap.add_argument("--out", default="images.json", help="JSON file beside this script.")
     a = ap.parse_args()
     path = {
         "path_steps": a.path_steps,
@@ -287,7 +299,7 @@ def main() -> None:
         methods = [m for m in methods if not m.startswith("tl-")]
         if skipped:
             print(f"skipping {', '.join(skipped)}: tensorly runs on numpy (cpu)", file=sys.stderr)
-    out_path = HERE / "images.json"
+    out_path = HERE / a.out
     rows = json.loads(out_path.read_text()) if out_path.exists() else []
     observed_runs = [] if a.table_only else [float(x) for x in a.observed.split(",")]
     for obs in observed_runs:

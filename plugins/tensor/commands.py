@@ -56,7 +56,13 @@ def run_fit(cfg: TensorConfig, rt, write_dense: bool) -> dict:
         f"{len(prob.val_val):,} validation / {len(prob.test_val):,} test entries; "
         f"solver {cfg.solver}, penalty {cfg.penalty}"
     )
-    res = fit(cfg, prob, rt.device, log, seed=rt.seed, dtype=rt.dtype)
+    resized = None
+    if prob.resized_from is not None:
+        own = "x".join(map(str, prob.resized_from[:2]))
+        now = "x".join(map(str, prob.shape[:2]))
+        resized = f"from {own} to {now} pixels (--size {cfg.size}; --size 0 keeps {own})"
+        log(f"{prob.name} was downscaled {resized}")
+    res = fit(cfg, prob, rt.device, log, seed=rt.seed, dtype=rt.dtype, warn=rt.out.warn)
     # the values the run resolved: the sampled fraction, the chosen lambda and theta
     cfg = replace(cfg, observed=prob.sampled or cfg.observed, lam=float(res["lam"]),
                   theta=float(res["theta"]), lambda_search=False)  # fmt: skip
@@ -80,6 +86,7 @@ def run_fit(cfg: TensorConfig, rt, write_dense: bool) -> dict:
     return {
         "data": prob.name,
         "shape": list(prob.shape),
+        **({"downscaled": resized} if resized else {}),
         "solver": cfg.solver,
         "penalty": "nuclear" if cfg.solver == "convex" else cfg.penalty,
         "lambda": res["lam"],
@@ -91,7 +98,7 @@ def run_fit(cfg: TensorConfig, rt, write_dense: bool) -> dict:
         "iterations": res["iterations"],
         "seconds": round(res["seconds"], 3),
         "ranks": res["ranks"],
-        **{k: res[k] for k in ("val_rmse", "refined") if k in res},
+        **{k: res[k] for k in ("val_rmse", "refined", "refit") if k in res},
         "peak_memory_mb": round(peak_memory_mb(), 1),
         **{k: round(res[k], 1) for k in ("gpu_peak_memory_mb",) if k in res},
         "run": str(run.path),

@@ -59,7 +59,37 @@ class TensorConfig:
     theta: float = option(
         0.0, "Penalty parameter theta (0 = the default rule).", min=0, max=1e12, panel=MODEL
     )
-    max_rank: int = option(100, "Rank cap per mode.", min=1, max=100_000, panel=MODEL)
+    max_rank: int = option(
+        100,
+        "Starting rank cap per mode (doubled when a rank reaches it).",
+        min=1,
+        max=100_000,
+        panel=MODEL,
+    )
+    grow_rank: bool = option(
+        True,
+        "A rank that reaches its cap doubles the cap (up to the mode's size), or keeps it and "
+        "warns.",
+        flag="--grow-rank/--fixed-rank-cap",
+        panel=MODEL,
+    )
+    refit: bool = option(
+        True,
+        "After the lambda search, refit on every observed entry (validation ones too) at the "
+        "chosen setting.",
+        panel=MODEL,
+    )
+    fine_search: bool = option(
+        True,
+        "Try the lambdas half a path step either side of the validation minimum.",
+        panel=SOLVER,
+    )
+    theta_search: Literal["one-path", "paths"] = option(
+        "one-path",
+        "capped-l1 without --theta: try theta multiples 1, 2, 4 at the chosen lambda of one "
+        "path (one-path), or walk one path per multiple (paths).",
+        panel=SOLVER,
+    )
     solver: Literal["nort", "dense", "convex"] = option(
         "nort", "nort, or the dense references: dense (proximal average, full SVDs) and "
         "convex (ADMM, nuclear norm).", panel=SOLVER,

@@ -27,7 +27,7 @@ import torch
 
 from . import penalties
 from .nort import NORT, Factors, History, NortOptions, sparse_spectral_norms
-from .structured import Observed
+from .structured import Observed, other_size
 
 
 def theta_for(
@@ -126,6 +126,49 @@ def rmse(pred: torch.Tensor, truth: torch.Tensor) -> float:
     return float(((pred - truth) ** 2).mean().sqrt())
 
 
+def natural_caps(shape) -> tuple[int, ...]:
+    """The largest rank each unfolding can have: min(n_d, prod of the other sides)."""
+    return tuple(min(n, other_size(shape, d)) for d, n in enumerate(shape))
+
+
+def solve_growing(
+    obs,
+    values,
+    thr,
+    opts,
+    init,
+    *,
+    limits=None,
+    gen=None,
+    monitor=None,
+    history=None,
+    t0=0.0,
+    log=None,
+):
+    """NORT at one threshold; a mode whose rank reaches its cap gets the cap doubled (up to
+    ``limits``, None: never) and the stage runs on from where it stopped.
+
+    Returns (factors, history, options with the caps reached, modes still at a cap below their
+    natural limit)."""
+    D = len(obs.shape)
+    natural = natural_caps(obs.shape)
+    while True:
+        solver = NORT(obs, values, [thr / D] * D, opts, generator=gen)
+        X, history = solver.run(init=init, monitor=monitor, history=history, t0=t0)
+        t0 = history.time[-1] if history.time else t0
+        full = [d for d, r in enumerate(X.ranks) if r >= opts.max_rank[d] < natural[d]]
+        grow = [d for d in full if limits is not None and opts.max_rank[d] < limits[d]]
+        if not grow:
+            return X, history, opts, full
+        caps = list(opts.max_rank)
+        for d in grow:
+            caps[d] = min(2 * caps[d], limits[d])
+        if log:
+            named = ", ".join(f"mode {d + 1} to {caps[d]}" for d in grow)
+            log(f"ranks {X.ranks} reached the rank cap: raised {named} (--fixed-rank-cap keeps it)")
+        opts, init = replace(opts, max_rank=tuple(caps)), X
+
+
 def fit_path(
     obs: Observed,
     values: torch.Tensor,
@@ -144,6 +187,9 @@ def fit_path(
     seed: int = 0,
     theta_scale: float = 2.0,
     final_power_iters: int | None = None,
+    fine: bool = False,
+    theta_scales: tuple[float, ...] = (),
+    grow_limits: tuple[int, ...] | None = None,
 ) -> FitResult:
     """Solve along the lambda path; ``lam`` is the per-mode weight (threshold = D * lam).
 
@@ -151,6 +197,11 @@ def fit_path(
     (run to convergence) takes ``final_power_iters`` when given. One warm-started iteration
     underestimates the smaller singular values, so the penalty drops directions that an exact SVD
     keeps: on the full-size retina at 20% observed NORT then ends at ranks 75 instead of 98.
+
+    After the search, ``fine`` tries the two thresholds half a path step on either side of the
+    best, and ``theta_scales`` the other theta multiples at the chosen one (capped-l1), each for
+    one stage from the best solution; the best on validation is then refined. ``grow_limits``
+    lets a rank that reaches its cap grow (solve_growing).
     """
     D = len(obs.shape)
     started = time.perf_counter()
@@ -181,6 +232,27 @@ def fit_path(
     X: Factors | None = None
     stages: list[Stage] = []
     clock = 0.0
+
+    def solve(thr, o, init):
+        """One stage (solve_growing); the history, the clock and grown caps carry on."""
+        nonlocal hist, clock, opts
+        X_s, hist, o, full = solve_growing(
+            obs,
+            values,
+            thr,
+            o,
+            init,
+            limits=grow_limits,
+            gen=gen,
+            monitor=monitor,
+            history=hist,
+            t0=clock,
+            log=log,
+        )
+        opts = replace(opts, max_rank=o.max_rank)  # grown caps stay grown
+        clock = hist.time[-1] if hist.time else clock
+        return X_s, o, full
+
     for i, thr in enumerate(thresholds):
         th = theta_for(opts.penalty, thr, lam_max, theta, theta_scale)
         last = (not search) and i == len(thresholds) - 1
@@ -191,10 +263,8 @@ def fit_path(
             tol=opts.tol if last else 10 * opts.tol,
             power_iters=(final_power_iters or opts.power_iters) if last else opts.power_iters,
         )
-        solver = NORT(obs, values, [thr / D] * D, o, generator=gen)
         n_before = len(hist.objective)
-        X, hist = solver.run(init=X, monitor=monitor, history=hist, t0=clock)
-        clock = hist.time[-1] if hist.time else clock
+        X, o, at_cap = solve(thr, o, X)
         v = rmse(X.low().at(val[0]), val[1]) if val is not None and val[1].numel() else None
         stages.append(
             Stage(
@@ -210,11 +280,37 @@ def fit_path(
             break
     if search:
         best_v, thr, (X_best, th) = walk.best
+        near = [(thr * ratio**0.5, theta_scale), (thr / ratio**0.5, theta_scale)] if fine else []
+        for t_c, scale in near + [(None, sc) for sc in theta_scales if sc != theta_scale]:
+            t_c = thr if t_c is None else t_c  # the theta multiples: at the chosen threshold
+            th_c = theta_for(opts.penalty, t_c, lam_max, theta, scale)
+            o = replace(opts, theta=th_c, max_iter=stage_iters, tol=10 * opts.tol)
+            n_before = len(hist.objective)
+            X_c, o, _ = solve(t_c, o, X_best)
+            v_c = rmse(X_c.low().at(val[0]), val[1])
+            stages.append(
+                Stage(
+                    t_c,
+                    t_c / D,
+                    th_c,
+                    len(hist.objective) - n_before,
+                    clock,
+                    v_c,
+                    X_c.ranks,
+                    o.power_iters,
+                )
+            )
+            if log:
+                log(
+                    f"near the best: lambda {t_c / D:.4g}, theta {th_c:.4g}: validation RMSE "
+                    f"{v_c:.4g}"
+                )
+            if v_c < best_v:
+                best_v, thr, X_best, th = v_c, t_c, X_c, th_c
         X = X_best
         o = replace(opts, theta=th, power_iters=final_power_iters or opts.power_iters)
-        solver = NORT(obs, values, [thr / D] * D, o, generator=gen)
         n_before = len(hist.objective)
-        X, hist = solver.run(init=X, monitor=monitor, history=hist, t0=clock)
+        X, o, at_cap = solve(thr, o, X)
         v = rmse(X.low().at(val[0]), val[1])
         stages.append(
             Stage(
@@ -248,6 +344,7 @@ def fit_path(
         hist,
         lam_max,
         time.perf_counter() - started,
+        extra={"max_rank": list(opts.max_rank), "at_cap": at_cap},
         val_rmse=v,
         refined=refined,
     )

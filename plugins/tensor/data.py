@@ -51,6 +51,7 @@ class Completion:
     observed_mask: np.ndarray | None = None  # dense boolean mask of all observed entries
     is_image: bool = False
     sampled: float | None = None  # the observed fraction, when the observed entries were sampled
+    resized_from: tuple[int, ...] | None = None  # an image's own shape, when --size shrank it
 
     def __post_init__(self) -> None:
         # the training entries (a set) are kept in C order: the CSR layouts of the first
@@ -240,8 +241,14 @@ def make_problem(
             raise UsageError(f"{name} {f} must be in [0, 1)")
     rng = np.random.default_rng(seed)
     suffix = Path(data).suffix.lower()
+    resized_from = None
     if data in EMBEDDED_IMAGES or suffix in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"):
-        arr, m, is_image = load_image(data, size), None, True
+        from mltk.data.images import downscale
+
+        own = load_image(data)
+        arr, m, is_image = downscale(own, size), None, True
+        if arr.shape != own.shape:
+            resized_from = tuple(own.shape)
         if observed is None:
             observed = 0.2
     elif suffix in (".npy", ".npz"):
@@ -312,6 +319,7 @@ def make_problem(
             observed_mask=om.reshape(arr.shape),
             is_image=is_image,
             sampled=observed,
+            resized_from=resized_from,
         )
     if observed is not None:
         raise UsageError(
@@ -326,7 +334,7 @@ def make_problem(
     prob = _split_observed(
         name, arr.shape, idx, arr.reshape(-1)[obs_lin], rng, val_fraction, test_fraction
     )
-    prob.observed_mask, prob.is_image = obs_mask, is_image
+    prob.observed_mask, prob.is_image, prob.resized_from = obs_mask, is_image, resized_from
     return prob
 
 

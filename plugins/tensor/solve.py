@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import resource
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -18,7 +19,7 @@ import torch
 from mltk.errors import UsageError
 
 from .config import TensorConfig
-from .continuation import ValidationWalk, fit_path, rmse
+from .continuation import ValidationWalk, fit_path, natural_caps, rmse
 from .data import Completion
 from .nort import NortOptions
 from .structured import Observed
@@ -42,6 +43,7 @@ def fit(
     seed: int = 0,
     monitor: bool = True,
     dtype=torch.float32,
+    warn=None,
 ) -> dict:
     """Fit on the training entries; returns factors (or a dense tensor), metrics and history.
 
@@ -76,12 +78,12 @@ def fit(
     start = time.perf_counter()
     if cfg.solver == "nort":
         # capped-l1's theta rule (a multiple of the threshold) matters: when lambda is searched,
-        # the multiples 1, 2 and 4 each walk the path and the best on validation is kept
-        scales = (
-            (1.0, 2.0, 4.0)
-            if cfg.penalty == "capped-l1" and not cfg.theta and lam is None
-            else (2.0,)
-        )
+        # the multiples 1, 2 and 4 are tried at the chosen lambda of one path (one-path), or each
+        # walks the whole path (paths); the best on validation is kept
+        multiples = cfg.penalty == "capped-l1" and not cfg.theta and lam is None
+        scales = (1.0, 2.0, 4.0) if multiples and cfg.theta_search == "paths" else (2.0,)
+        at_chosen = (1.0, 4.0) if multiples and cfg.theta_search == "one-path" else ()
+        limits = natural_caps(prob.shape) if cfg.grow_rank else None
         res, walked = None, []
         for scale in scales:
             if len(scales) > 1:
@@ -101,6 +103,9 @@ def fit(
                 seed=seed,
                 theta_scale=scale,
                 final_power_iters=cfg.final_power_iters,
+                fine=cfg.fine_search,
+                theta_scales=at_chosen,
+                grow_limits=limits,
             )
             walked.append((scale, r.val_rmse, len(r.history.objective)))
             if res is None or r.val_rmse < res.val_rmse:
@@ -116,6 +121,14 @@ def fit(
             "refined": res.refined,
             "val_rmse": res.val_rmse,
         }
+        opts = replace(opts, max_rank=tuple(res.extra["max_rank"]))
+        at_cap = res.extra["at_cap"]
+        if cfg.refit and lam is None:
+            X, at_cap = _refit_nort(prob, obs, vals, val, opts, res, cfg, limits, track, log, seed)
+            out.update(
+                factors=X, ranks=X.ranks, refit=_refit_info(prob, res.lam, X, obs, vals, val, dtype)
+            )
+        _warn_at_cap(at_cap, opts.max_rank, cfg, warn or log)
         if len(walked) > 1:
             out["theta_search"] = [
                 {"scale": sc, "val_rmse": v, "iterations": n} for sc, v, n in walked
@@ -136,6 +149,69 @@ def fit(
     return out
 
 
+def _all_observed(prob, obs, vals, val):
+    """The training and validation entries together, in C order (as the training ones are)."""
+    idx = torch.cat([obs.idx, val[0].idx])
+    values = torch.cat([vals, val[1]])
+    order = torch.from_numpy(np.lexsort(idx.cpu().numpy().T[::-1]).copy()).to(idx.device)
+    return Observed.from_indices(idx[order], prob.shape), values[order]
+
+
+def refit_lambda(prob, lam: float) -> float:
+    """The chosen per-mode lambda scaled to every observed entry: the objective sums the squared
+    errors, so the penalty keeps its weight per entry (as glmnet's mean loss does)."""
+    n_train = len(prob.train_val)
+    return lam * (n_train + len(prob.val_val)) / n_train
+
+
+def _refit_nort(prob, obs, vals, val, opts, res, cfg, limits, track, log, seed):
+    from .continuation import solve_growing
+
+    obs_all, vals_all = _all_observed(prob, obs, vals, val)
+    D = len(prob.shape)
+    lam = refit_lambda(prob, res.lam)
+    if res.refined:  # the chosen setting ran to convergence: so does the refit
+        o = replace(opts, theta=res.theta, power_iters=cfg.final_power_iters or opts.power_iters)
+    else:  # converging did worse on validation (capped-l1 can): refit with the stage's budget
+        o = replace(opts, theta=res.theta, max_iter=cfg.stage_iters, tol=10 * opts.tol)
+    log(
+        f"refit on all {len(vals_all):,} observed entries at lambda {lam:.4g} "
+        f"(the chosen {res.lam:.4g} per entry), theta {res.theta:.4g}"
+    )
+    gen = torch.Generator().manual_seed(seed)
+    X, hist, _, at_cap = solve_growing(
+        obs_all,
+        vals_all,
+        D * lam,
+        o,
+        res.factors,
+        limits=limits,
+        gen=gen,
+        monitor=track,
+        history=res.history,
+        t0=res.history.time[-1] if res.history.time else 0.0,
+        log=log,
+    )
+    return X, at_cap
+
+
+def _refit_info(prob, lam, X, obs, vals, val, dtype) -> dict:
+    obs_all, vals_all = _all_observed(prob, obs, vals, val)
+    fitted = rmse(X.low().at(obs_all), vals_all)
+    return {
+        "lambda": refit_lambda(prob, lam),
+        "entries": int(vals_all.numel()),
+        "train_rmse": fitted,
+    }
+
+
+def _warn_at_cap(at_cap, caps, cfg, warn) -> None:
+    if at_cap:
+        modes = ", ".join(f"mode {d + 1} at {caps[d]}" for d in at_cap)
+        how = "raise --max-rank" if cfg.grow_rank else "drop --fixed-rank-cap or raise --max-rank"
+        warn(f"the ranks ended at their cap ({modes}); the fit may be better with more: {how}")
+
+
 def _fit_dense(cfg, prob, obs, vals, val, test, lam, log, device, dtype):
     """The dense reference solvers; lambda by the same validation walk when not given."""
     from .dense import convex_admm, dense_proximal_average
@@ -150,12 +226,12 @@ def _fit_dense(cfg, prob, obs, vals, val, test, lam, log, device, dtype):
     lam_max = max(sparse_spectral_norms(obs, vals, seed=0))
     from .continuation import theta_for
 
-    def run(lam_d, max_iter, init=None):
+    def run(lam_d, max_iter, init=None, theta=None):
         if cfg.solver == "convex":
             return convex_admm(
                 prob.shape, obs.idx, vals, [lam_d] * D, max_iter=max_iter, tol=cfg.tol, init=init
             )
-        th = theta_for(cfg.penalty, D * lam_d, lam_max, cfg.theta or None)
+        th = theta_for(cfg.penalty, D * lam_d, lam_max, theta or cfg.theta or None)
         return dense_proximal_average(
             prob.shape,
             obs.idx,
@@ -183,12 +259,24 @@ def _fit_dense(cfg, prob, obs, vals, val, test, lam, log, device, dtype):
                 break
         _, thr, X = walk.best
         lam = thr / D
+    searched = X is not None
     X, hist = run(lam, cfg.max_iter, init=X)
     th = (
         0.0
         if cfg.solver == "convex"
         else theta_for(cfg.penalty, D * lam, lam_max, cfg.theta or None)
     )
+    refit = None
+    if cfg.refit and searched:  # NORT's refit: every observed entry, the penalty per entry
+        obs_all, vals_all = _all_observed(prob, obs, vals, val)
+        lam_all = refit_lambda(prob, lam)
+        log(
+            f"{cfg.solver}: refit on all {len(vals_all):,} observed entries at lambda {lam_all:.4g}"
+        )
+        obs, vals = obs_all, vals_all  # what run() reads
+        X, hist = run(lam_all, cfg.max_iter, init=X, theta=th or None)
+        fitted = rmse(at(X, obs_all), vals_all)
+        refit = {"lambda": lam_all, "entries": int(vals_all.numel()), "train_rmse": fitted}
     test_pred = at(X, test[0]) if test[1].numel() else None
     return {
         "dense": X,
@@ -198,6 +286,7 @@ def _fit_dense(cfg, prob, obs, vals, val, test, lam, log, device, dtype):
         "ranks": hist.ranks[-1] if hist.ranks else [],
         "stages": [],
         "test_pred": test_pred,
+        **({"refit": refit} if refit else {}),
     }
 
 

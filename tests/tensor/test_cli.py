@@ -141,9 +141,16 @@ def test_train_then_eval_reproduces_the_test_rmse_and_predict_matches(capsys, tm
     # --output's suffix picks the format: .npy holds the values, .csv coordinates and values
     for name in ("v.npy", "v.csv"):
         code, out, err = mltk(
-            capsys, "tensor", "predict", str(tmp_path / "r"), "--coords", str(tmp_path / "c.csv"),
-            "--output", str(tmp_path / name), "--json",
-        )  # fmt: skip
+            capsys,
+            "tensor",
+            "predict",
+            str(tmp_path / "r"),
+            "--coords",
+            str(tmp_path / "c.csv"),
+            "--output",
+            str(tmp_path / name),
+            "--json",
+        )
         assert code == 0, err
     assert np.load(tmp_path / "v.npy", allow_pickle=False) == pytest.approx(vals)
     lines = (tmp_path / "v.csv").read_text().splitlines()
@@ -153,9 +160,14 @@ def test_train_then_eval_reproduces_the_test_rmse_and_predict_matches(capsys, tm
     for coords, name in ((True, "v.txt"), (False, "x.csv"), (True, "nowhere/v.csv")):
         extra = ["--coords", str(tmp_path / "c.csv")] if coords else []
         code, out, err = mltk(
-            capsys, "tensor", "predict", str(tmp_path / "r"), *extra,
-            "--output", str(tmp_path / name),
-        )  # fmt: skip
+            capsys,
+            "tensor",
+            "predict",
+            str(tmp_path / "r"),
+            *extra,
+            "--output",
+            str(tmp_path / name),
+        )
         assert code == ExitCode.USAGE and "--output" in err and len(err.strip().splitlines()) == 1
 
 
@@ -212,12 +224,14 @@ def test_bad_data_exits_5_with_one_sentence(capsys, tmp_path):
 def test_a_damaged_checkpoint_or_a_folder_as_output_is_one_sentence(capsys, tmp_path):
     from safetensors.torch import load_file, save_file
 
-    code, _, err = mltk(capsys, "tensor", "train", "--data", "coffee", *FAST, "--out",
-                        str(tmp_path / "r"))  # fmt: skip
+    code, _, err = mltk(
+        capsys, "tensor", "train", "--data", "coffee", *FAST, "--out", str(tmp_path / "r")
+    )
     assert code == 0, err
     (tmp_path / "out.npy").mkdir()
-    code, out, err = mltk(capsys, "tensor", "predict", str(tmp_path / "r"), "--output",
-                          str(tmp_path / "out.npy"))  # fmt: skip
+    code, out, err = mltk(
+        capsys, "tensor", "predict", str(tmp_path / "r"), "--output", str(tmp_path / "out.npy")
+    )
     assert code == ExitCode.USAGE and "is a folder" in err and out == ""
     ckpt = tmp_path / "r" / "checkpoint" / "tensors.safetensors"
     good = load_file(str(ckpt))
@@ -258,3 +272,25 @@ def test_eval_finds_the_data_from_any_folder_and_refuses_changed_data(
     np.save(tmp_path / "data" / "cube.npy", 10 * X)
     code, out, err = mltk(capsys, "tensor", "eval", "r", "--device", "cpu")
     assert code == ExitCode.DATA and "has changed since this run was trained" in err
+
+
+def test_a_downscaled_photograph_says_so_and_names_the_flag(capsys, tmp_path):
+    code, out, err = mltk(
+        capsys, "tensor", "complete", "--data", "chelsea", *FAST, "--out", str(tmp_path / "r")
+    )
+    assert code == 0, err
+    said = "from 300x451 to 16x24 pixels (--size 24; --size 0 keeps 300x451)"
+    assert said in out.replace("\n  ", " ")  # the human output may fold the line
+    assert "was downscaled" in err
+    code, out, err = mltk(
+        capsys,
+        "tensor",
+        "complete",
+        "--data",
+        "chelsea",
+        *FAST,
+        "--json",
+        "--out",
+        str(tmp_path / "j"),
+    )
+    assert json.loads(out)["downscaled"].startswith("from 300x451 to 16x24 pixels")

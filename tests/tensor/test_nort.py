@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from mltk_plugins.tensor.continuation import fit_path, rmse
@@ -169,14 +171,34 @@ def test_capped_l1_lambda_search_also_picks_theta_on_validation():
     from mltk_plugins.tensor.data import make_problem
 
     prob = make_problem("astronaut", size=24, observed=0.3, seed=0)
-    cfg = TensorConfig(size=24, observed=0.3, penalty="capped-l1", path_steps=4, stage_iters=5)
+    cfg = TensorConfig(
+        size=24,
+        observed=0.3,
+        penalty="capped-l1",
+        path_steps=4,
+        stage_iters=5,
+        theta_search="paths",
+        refit=False,
+    )
     res = c.fit(cfg, prob, torch.device("cpu"), lambda m: None, monitor=False)
     walked = res["theta_search"]
     assert [w["scale"] for w in walked] == [1.0, 2.0, 4.0]
     best = min(walked, key=lambda w: w["val_rmse"])
     assert res["val_rmse"] == best["val_rmse"]
     assert res["iterations"] == sum(w["iterations"] for w in walked)
-    assert abs(res["theta"] - best["scale"] * 3 * res["lam"]) < 1e-6 * res["theta"]
+    # one path (the default) tries the multiples 1 and 4 at its chosen lambda instead
+    logs = []
+    one = c.fit(
+        dataclasses.replace(cfg, theta_search="one-path"),
+        prob,
+        torch.device("cpu"),
+        logs.append,
+        monitor=False,
+    )
+    tried = [m for m in logs if m.startswith("near the best")]
+    assert len(tried) == 4 and "theta_search" not in one  # 2 lambdas, then 2 thetas
+    assert one["iterations"] < res["iterations"]
+    assert one["val_rmse"] <= min(s["val_rmse"] for s in one["stages"][:-1])
 
 
 def test_a_validation_plateau_does_not_stop_the_lambda_search():
