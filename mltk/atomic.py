@@ -35,6 +35,12 @@ def default_mode(path: str | os.PathLike) -> None:
     os.chmod(path, 0o666 & ~mask)
 
 
+def writable(folder: str | os.PathLike) -> bool:
+    """Whether files can be written into ``folder`` (a run folder may be read-only: read it, and
+    leave its plots and caches unwritten)."""
+    return os.access(folder, os.W_OK)
+
+
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")

@@ -224,16 +224,10 @@ def run_eval(cfg, rt) -> dict:
                     confusion.append(
                         {"run": name, "split": split, "true": true, "predicted": predicted}
                     )
-        if cfg.plot and _writable(source.path):
+        if cfg.plot and atomic.writable(source.path):
             E.plot_confusion(scores, source.path / PLOT_FILE, f"antnet: {source.path.name}")
             _write_eval(source.path, scores, str(cfg.data or "generated"))
     return {"runs": rows, "phenomena": phenomena, "confusion": confusion}
-
-
-def _writable(folder: Path) -> bool:
-    import os
-
-    return os.access(folder, os.W_OK)
 
 
 # ----------------------------------------------------------------------------- answer / predict

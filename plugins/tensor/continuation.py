@@ -234,8 +234,10 @@ def fit_path(
     clock = 0.0
 
     def solve(thr, o, init):
-        """One stage (solve_growing); the history, the clock and grown caps carry on."""
+        """One stage (solve_growing), recorded with its validation RMSE; the history, the clock
+        and grown caps carry on. Returns (factors, validation RMSE or None, modes at a cap)."""
         nonlocal hist, clock, opts
+        n_before = len(hist.objective)
         X_s, hist, o, full = solve_growing(
             obs,
             values,
@@ -251,7 +253,10 @@ def fit_path(
         )
         opts = replace(opts, max_rank=o.max_rank)  # grown caps stay grown
         clock = hist.time[-1] if hist.time else clock
-        return X_s, o, full
+        v = rmse(X_s.low().at(val[0]), val[1]) if val is not None and val[1].numel() else None
+        iters = len(hist.objective) - n_before
+        stages.append(Stage(thr, thr / D, o.theta, iters, clock, v, X_s.ranks, o.power_iters))
+        return X_s, v, full
 
     for i, thr in enumerate(thresholds):
         th = theta_for(opts.penalty, thr, lam_max, theta, theta_scale)
@@ -263,18 +268,12 @@ def fit_path(
             tol=opts.tol if last else 10 * opts.tol,
             power_iters=(final_power_iters or opts.power_iters) if last else opts.power_iters,
         )
-        n_before = len(hist.objective)
-        X, o, at_cap = solve(thr, o, X)
-        v = rmse(X.low().at(val[0]), val[1]) if val is not None and val[1].numel() else None
-        stages.append(
-            Stage(
-                thr, thr / D, th, len(hist.objective) - n_before, clock, v, X.ranks, o.power_iters
-            )
-        )
+        X, v, at_cap = solve(thr, o, X)
         if log:
             vtxt = f", validation RMSE {v:.4g}" if v is not None else ""
             log(
-                f"lambda {thr / D:.4g} (threshold {thr:.4g}): {len(hist.objective) - n_before} iterations, ranks {X.ranks}{vtxt}"
+                f"lambda {thr / D:.4g} (threshold {thr:.4g}): {stages[-1].iters} iterations, "
+                f"ranks {X.ranks}{vtxt}"
             )
         if search and walk.record(i, v, (X, th)):
             break
@@ -285,21 +284,7 @@ def fit_path(
             t_c = thr if t_c is None else t_c  # the theta multiples: at the chosen threshold
             th_c = theta_for(opts.penalty, t_c, lam_max, theta, scale)
             o = replace(opts, theta=th_c, max_iter=stage_iters, tol=10 * opts.tol)
-            n_before = len(hist.objective)
-            X_c, o, _ = solve(t_c, o, X_best)
-            v_c = rmse(X_c.low().at(val[0]), val[1])
-            stages.append(
-                Stage(
-                    t_c,
-                    t_c / D,
-                    th_c,
-                    len(hist.objective) - n_before,
-                    clock,
-                    v_c,
-                    X_c.ranks,
-                    o.power_iters,
-                )
-            )
+            X_c, v_c, _ = solve(t_c, o, X_best)
             if log:
                 log(
                     f"near the best: lambda {t_c / D:.4g}, theta {th_c:.4g}: validation RMSE "
@@ -309,21 +294,7 @@ def fit_path(
                 best_v, thr, X_best, th = v_c, t_c, X_c, th_c
         X = X_best
         o = replace(opts, theta=th, power_iters=final_power_iters or opts.power_iters)
-        n_before = len(hist.objective)
-        X, o, at_cap = solve(thr, o, X)
-        v = rmse(X.low().at(val[0]), val[1])
-        stages.append(
-            Stage(
-                thr,
-                thr / D,
-                th,
-                len(hist.objective) - n_before,
-                hist.time[-1],
-                v,
-                X.ranks,
-                o.power_iters,
-            )
-        )
+        X, v, at_cap = solve(thr, o, X)
         if log:
             log(f"chosen lambda {thr / D:.4g}: validation RMSE {v:.4g} after refinement")
         refined = v <= best_v

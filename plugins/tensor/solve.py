@@ -124,10 +124,10 @@ def fit(
         opts = replace(opts, max_rank=tuple(res.extra["max_rank"]))
         at_cap = res.extra["at_cap"]
         if cfg.refit and lam is None:
-            X, at_cap = _refit_nort(prob, obs, vals, val, opts, res, cfg, limits, track, log, seed)
-            out.update(
-                factors=X, ranks=X.ranks, refit=_refit_info(prob, res.lam, X, obs, vals, val, dtype)
+            X, at_cap, refit = _refit_nort(
+                prob, obs, vals, val, opts, res, cfg, limits, track, log, seed
             )
+            out.update(factors=X, ranks=X.ranks, refit=refit)
         _warn_at_cap(at_cap, opts.max_rank, cfg, warn or log)
         if len(walked) > 1:
             out["theta_search"] = [
@@ -192,17 +192,12 @@ def _refit_nort(prob, obs, vals, val, opts, res, cfg, limits, track, log, seed):
         t0=res.history.time[-1] if res.history.time else 0.0,
         log=log,
     )
-    return X, at_cap
+    return X, at_cap, _refit_record(lam, X.low().at(obs_all), vals_all)
 
 
-def _refit_info(prob, lam, X, obs, vals, val, dtype) -> dict:
-    obs_all, vals_all = _all_observed(prob, obs, vals, val)
-    fitted = rmse(X.low().at(obs_all), vals_all)
-    return {
-        "lambda": refit_lambda(prob, lam),
-        "entries": int(vals_all.numel()),
-        "train_rmse": fitted,
-    }
+def _refit_record(lam: float, fitted: torch.Tensor, values: torch.Tensor) -> dict:
+    """What a refit reports: its lambda, the entries it saw and its fit to them."""
+    return {"lambda": lam, "entries": int(values.numel()), "train_rmse": rmse(fitted, values)}
 
 
 def _warn_at_cap(at_cap, caps, cfg, warn) -> None:
@@ -275,8 +270,7 @@ def _fit_dense(cfg, prob, obs, vals, val, test, lam, log, device, dtype):
         )
         obs, vals = obs_all, vals_all  # what run() reads
         X, hist = run(lam_all, cfg.max_iter, init=X, theta=th or None)
-        fitted = rmse(at(X, obs_all), vals_all)
-        refit = {"lambda": lam_all, "entries": int(vals_all.numel()), "train_rmse": fitted}
+        refit = _refit_record(lam_all, at(X, obs_all), vals_all)
     test_pred = at(X, test[0]) if test[1].numel() else None
     return {
         "dense": X,

@@ -10,16 +10,24 @@ from typing import Any
 
 import numpy as np
 
-from mltk.errors import DataError
+from mltk import atomic
+from mltk.errors import DataError, UsageError
 
 from . import data, training
 from .config import SAMPLING, TimeDiffConfig, check
 from .evaluation import baseline_rows, result_row
-from .forecast import write_forecast
+from .forecast import stamp_of, write_forecast
 
 CALIBRATION_FILE = "calibration.safetensors"
 # what a run folder written before these options existed was trained and sampled with
 FIRST_RELEASE = {"skip": "none", "point": "mean", "ar_channels": "shared"}
+
+
+def as_trained(cfg: TimeDiffConfig, saved: dict) -> TimeDiffConfig:
+    """A run folder from before the Gaussian skip is loaded with the first release's settings."""
+    if "skip" in saved.get("config", {}):
+        return cfg
+    return dataclasses.replace(cfg, **FIRST_RELEASE)
 
 
 def load_series(cfg, out) -> data.Series:
@@ -66,8 +74,7 @@ def run_train(cfg: TimeDiffConfig, rt) -> dict[str, Any]:
     series = load_series(cfg, out)
     if rt.resumed:
         saved = rt.run.read_config()
-        if "skip" not in saved.get("config", {}):  # a run from before the Gaussian skip
-            cfg = dataclasses.replace(cfg, **FIRST_RELEASE)
+        cfg = as_trained(cfg, saved)
         _check_channels(series, saved["data"]["target"])
         prepared = data.prepare(series, cfg.split)
         _check_same_data(prepared, saved)
@@ -180,8 +187,7 @@ def load_run(run, rt, given: dict[str, Any]):
     if "scaler" not in saved or "data" not in saved:
         raise DataError(f"{run.path}/config.json is not a timediff training run's configuration")
     cfg = run.saved_config(TimeDiffConfig)
-    if "skip" not in saved["config"]:  # trained before the Gaussian skip: the paper's estimate
-        cfg = dataclasses.replace(cfg, **FIRST_RELEASE)
+    cfg = as_trained(cfg, saved)
     if "data" in given:  # another file: its own date column and channels unless named
         cfg = dataclasses.replace(cfg, date_col=None, target=None)
     cfg = dataclasses.replace(cfg, **given)
@@ -236,8 +242,6 @@ def calibration(model, prepared, cfg, rt, folder: Path | None = None) -> np.ndar
     from safetensors import safe_open
     from safetensors.numpy import load, save
 
-    from mltk import atomic
-
     key = _calibration_key(prepared, cfg)
     path = None if folder is None else Path(folder) / CALIBRATION_FILE
     if path is not None and path.is_file():
@@ -248,15 +252,9 @@ def calibration(model, prepared, cfg, rt, folder: Path | None = None) -> np.ndar
     grid = training.calibration_grid(
         model, prepared, cfg, device=rt.device, seed=rt.seed, log=rt.out.log
     )
-    if path is not None and _writable(path.parent):
+    if path is not None and atomic.writable(path.parent):
         atomic.write_bytes(path, save({"grid": grid.astype(np.float32)}, metadata=key))
     return grid
-
-
-def _writable(folder: Path) -> bool:
-    import os
-
-    return os.access(folder, os.W_OK)
 
 
 def predictive(model, x, cfg, rt, prepared, folder):
@@ -291,9 +289,7 @@ def run_eval(ecfg, rt) -> dict[str, Any]:
             prepared, cfg, x, y, dlinear_seeds=ecfg.dlinear_seeds, device=rt.device, log=rt.out.log
         )
     plot = by_step_file = None
-    if _writable(rt.source.path):
-        from mltk import atomic
-
+    if atomic.writable(rt.source.path):
         from .forecast import plot_by_step
 
         plot = plot_by_step(rows, rt.source.path / "eval.png", prepared.series.name)
@@ -365,14 +361,8 @@ def run_forecast(cfg, rt) -> dict[str, Any]:
     return {"run": str(run.path), "cutoff": end, **written}
 
 
-def _day(date) -> str:
-    return str(date).replace("T", " ")
-
-
 def _cutoff_row(series: data.Series, cutoff: str | None) -> int:
     """The row after the last one the forecast may see: the end, a row number or a date."""
-    from mltk.errors import UsageError
-
     if cutoff is None:
         return series.n_rows
     text = str(cutoff).strip()
@@ -388,7 +378,7 @@ def _cutoff_row(series: data.Series, cutoff: str | None) -> int:
         dates = series.dates.astype("datetime64[s]")
         if stamp > dates[-1]:
             raise UsageError(
-                f"--cutoff {text!r} lies after the end of {series.name} ({_day(dates[-1])}); "
+                f"--cutoff {text!r} lies after the end of {series.name} ({stamp_of(dates[-1])}); "
                 "leave it out to forecast after the end"
             )
         row = int(np.searchsorted(dates, stamp))

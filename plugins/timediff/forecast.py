@@ -81,7 +81,7 @@ def write_forecast(
         "point_forecast": cfg.point,
         "quantiles": quantiles,
         "columns": series.columns,
-        "first_date": None if dates is None else _stamp(dates[0]),
+        "first_date": None if dates is None else stamp_of(dates[0]),
         "truth_steps": int(len(truth)),
         "width90": {c: float(w) for c, w in zip(series.columns, widths, strict=True)},
         "csv": str(csv_path),
@@ -125,7 +125,8 @@ def _dates_after(series: data.Series, end: int, horizon: int):
     return np.concatenate([known.astype("datetime64[s]"), future.astype("datetime64[s]")])
 
 
-def _stamp(date) -> str:
+def stamp_of(date) -> str:
+    """A date as the CSV writes it: 2018-03-01 00:00:00."""
     return str(np.datetime64(date, "s")).replace("T", " ")
 
 
@@ -137,7 +138,7 @@ def _forecast_table(columns, dates, point, qvals, quantiles):
     for t in range(point.shape[0]):
         row = [str(t + 1)]
         if dates is not None:
-            row.append(_stamp(dates[t]))
+            row.append(stamp_of(dates[t]))
         for i in range(len(columns)):
             row += [f"{point[t, i]:.6g}"] + [f"{qvals[j, t, i]:.6g}" for j in range(len(quantiles))]
         rows.append(row)

@@ -36,22 +36,26 @@ def normalise_windows(x: np.ndarray, y: np.ndarray | None, mode: str):
     return (x - mean) / std, (None if y is None else (y - mean) / std)
 
 
-def fit_ar(prepared: Prepared, cfg: TimeDiffConfig) -> tuple[np.ndarray, np.ndarray]:
+def train_windows(prepared: Prepared, cfg: TimeDiffConfig):
+    """The instance-normalised training windows (xn, yn), what the closed-form fits read."""
+    x, y = prepared.windows("train", cfg.lookback, cfg.horizon)
+    return normalise_windows(x, y, cfg.instance_norm)
+
+
+def fit_ar(prepared: Prepared, cfg: TimeDiffConfig, windows=None) -> tuple[np.ndarray, np.ndarray]:
     """AR-init weights and bias on the instance-normalised training windows: (L, H), (H,)
     shared by the channels, or (C, L, H), (C, H) with `ar_channels="individual"`."""
-    x, y = prepared.windows("train", cfg.lookback, cfg.horizon)
-    xn, yn = normalise_windows(x, y, cfg.instance_norm)
+    xn, yn = windows or train_windows(prepared, cfg)
     if cfg.ar_channels == "individual":  # one least-squares row per window
-        return fit_individual_maps(xn, yn, ridge=cfg.ar_ridge * x.shape[0])
-    rows = x.shape[0] * x.shape[2]  # one least-squares row per window and channel
+        return fit_individual_maps(xn, yn, ridge=cfg.ar_ridge * xn.shape[0])
+    rows = xn.shape[0] * xn.shape[2]  # one least-squares row per window and channel
     return fit_linear_map(xn, yn, ridge=cfg.ar_ridge * rows)
 
 
-def prior_variance(prepared: Prepared, cfg: TimeDiffConfig, ar_fit=None) -> np.ndarray:
+def prior_variance(prepared: Prepared, cfg: TimeDiffConfig, ar_fit=None, windows=None):
     """s^2 (H, C) of the Gaussian skip: the mean squared error of the AR-init forecast on the
     instance-normalised training windows (of a zero forecast without AR-init)."""
-    x, y = prepared.windows("train", cfg.lookback, cfg.horizon)
-    xn, yn = normalise_windows(x, y, cfg.instance_norm)
+    xn, yn = windows or train_windows(prepared, cfg)
     err = yn if ar_fit is None else yn - apply_linear_map(xn, *ar_fit)
     return np.maximum(np.mean(np.square(err, dtype=np.float64), axis=0), 1e-4)
 
@@ -152,9 +156,11 @@ def train_model(
         model = resume_state["model"]
         opt = resume_state["optimizer"]
     else:
+        need = (ar_fit is None and cfg.ar_init) or cfg.skip == "gaussian"
+        windows = train_windows(prepared, cfg) if need else None  # once for both fits
         if ar_fit is None and cfg.ar_init:
-            ar_fit = fit_ar(prepared, cfg)
-        prior = prior_variance(prepared, cfg, ar_fit) if cfg.skip == "gaussian" else None
+            ar_fit = fit_ar(prepared, cfg, windows)
+        prior = prior_variance(prepared, cfg, ar_fit, windows) if cfg.skip == "gaussian" else None
         model = build_model(cfg, prepared.series.n_channels, ar_fit, prior)
         model.to(device)
         opt = torch.optim.Adam(
