@@ -54,6 +54,7 @@ def _worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
             {"params": [p.detach() for p in model.parameters()], "decisions": decisions},
             os.path.join(out_dir, f"rank{rank}-ddp{int(use_ddp)}.pt"),
         )
+        del net, opt  # as mltk's run lifecycle does: DDP is gone before gloo's teardown
     dist.barrier()  # no rank tears gloo down while the other still talks to it
     dist.destroy_process_group()
 
