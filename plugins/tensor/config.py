@@ -101,8 +101,9 @@ class TensorConfig:
     tol: float = option(
         1e-5, "Relative objective change that stops a stage.", min=0, below=1, panel=SOLVER
     )
-    power_iters: int = option(1, "Power iterations per mode and step.", min=1, max=100,
-                              panel=SOLVER)  # fmt: skip
+    power_iters: int = option(
+        2, "Power iterations per mode and step in the path's stages.", min=1, max=100, panel=SOLVER
+    )
     final_power_iters: int = option(
         2, "Power iterations per mode and step in the final stage.", min=1, max=100, panel=SOLVER
     )
