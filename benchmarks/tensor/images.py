@@ -216,7 +216,7 @@ def run_method(
         M = tl.tensor(mask.astype(float))
         grid = {
             "tl-parafac": [5, 10, 20, 40],
-            "tl-tucker": [8, 16, 32, 64],
+            "tl-tucker": [8, 16, 32, 64, 128],
             "tl-robust_pca": [0.02, 0.05, 0.1, 0.3],
         }[method]
         best = (np.inf, None, None)

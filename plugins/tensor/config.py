@@ -102,7 +102,11 @@ class TensorConfig:
         1e-5, "Relative objective change that stops a stage.", min=0, below=1, panel=SOLVER
     )
     power_iters: int = option(
-        2, "Power iterations per mode and step in the path's stages.", min=1, max=100, panel=SOLVER
+        0,
+        "Power iterations per mode and step in the path's stages (0: 2, or 1 for capped-l1).",
+        min=0,
+        max=100,
+        panel=SOLVER,
     )
     final_power_iters: int = option(
         2, "Power iterations per mode and step in the final stage.", min=1, max=100, panel=SOLVER

@@ -77,9 +77,7 @@ def test_the_refit_sees_every_observed_entry_and_no_test_entry(monkeypatch):
 
 def test_without_refit_and_the_new_searches_the_first_release_path_is_reproduced_bit_for_bit():
     prob = completion(seed=3)
-    old = cfg(
-        refit=False, fine_search=False, grow_rank=False, theta_search="paths", power_iters=1
-    )
+    old = cfg(refit=False, fine_search=False, grow_rank=False, theta_search="paths", power_iters=1)
     res = solve.fit(old, prob, "cpu", lambda m: None, dtype=torch.float64)
 
     def obs(idx):
@@ -142,3 +140,17 @@ def test_the_search_near_the_minimum_keeps_whatever_is_best_on_validation():
     assert len(near) == 2
     path_best = min(s["val_rmse"] for s in res["stages"][:-3])
     assert res["val_rmse"] <= path_best
+
+
+def test_the_path_stages_take_two_power_iterations_one_for_capped_l1_or_the_users():
+    prob = completion(seed=4)
+
+    def per_stage(**kw):
+        res = solve.fit(cfg(**kw), prob, "cpu", lambda m: None, dtype=torch.float64)
+        path = [s["power_iters"] for s in res["stages"][:-1]]  # the last stage: the final one
+        return set(path), res["stages"][-1]["power_iters"]
+
+    final = TensorConfig().final_power_iters
+    assert per_stage() == ({2}, final)
+    assert per_stage(penalty="capped-l1") == ({1}, final)
+    assert per_stage(power_iters=3) == ({3}, final)
