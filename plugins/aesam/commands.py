@@ -12,10 +12,12 @@ from mltk.config import to_dict
 from mltk.errors import DataError, UsageError
 
 from .config import AESAMConfig, CompareConfig, PredictConfig
-from .data import Dataset, load_data, load_inputs, normalise
+from .data import Dataset, check_range, load_data, load_inputs, normalise
 from .training import (
+    CHANCE_EPOCHS,
     EpochRecord,
     TrainState,
+    at_chance,
     build_training,
     evaluate,
     predict_proba,
@@ -79,6 +81,7 @@ def run_train(cfg: AESAMConfig, rt) -> dict[str, Any]:
         "mean": data.mean.tolist(),
         "std": data.std.tolist(),
         "input_shape": list(data.input_shape),
+        "input_range": list(data.input_range),
         "seed": seed,
         "config": to_dict(cfg),
     }
@@ -109,6 +112,10 @@ def run_train(cfg: AESAMConfig, rt) -> dict[str, Any]:
                 f"{rec.test_acc:.4f}  SAM fraction {rec.sam_fraction:.3f}  grad evals "
                 f"{rec.grad_evals}"
             )
+            if rec.epoch == min(CHANCE_EPOCHS, cfg.epochs) and dist.rank == 0:
+                message = at_chance(cfg, st.history, len(data.classes))
+                if message:
+                    rt.out.warn(message)
 
         if state.epoch < cfg.epochs:
             train(cfg, data, state, device=rt.device, seed=seed, rank=dist.rank,
@@ -176,6 +183,9 @@ def run_predict(pcfg: PredictConfig, rt) -> dict[str, Any]:
     cfg, model, meta = _load_run(rt.source, rt.device)
     shape = tuple(int(v) for v in meta["input_shape"])
     raw, names = load_inputs(pcfg.input, shape)
+    # runs written before the range was recorded: every loader gives [0, 1] images
+    trained = tuple(float(v) for v in meta.get("input_range", (0.0, 1.0)))
+    raw = check_range(raw, trained, pcfg.rescale, rt.out.warn)
     x = normalise(raw, np.asarray(meta["mean"], np.float32), np.asarray(meta["std"], np.float32))
     proba = predict_proba(model, x, rt.device)
     classes = list(meta["classes"])
@@ -207,6 +217,8 @@ def run_compare(base: CompareConfig, rt) -> dict[str, Any]:
             for name in names:
                 r = quick_run(replace(base, optimizer=name), data, seed, device=str(rt.device))
                 results[name].append(r)
+                if warning := r.pop("warning"):
+                    rt.out.warn(f"seed {seed}: {warning}")
                 rt.out.log(
                     f"{name:>10} seed {seed}: test acc {r['test_acc']:.4f}  SAM fraction {r['sam_fraction']:.3f}"
                 )

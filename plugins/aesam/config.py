@@ -148,5 +148,11 @@ class PredictConfig:
     input: Path = option(
         help="An .npz/.npy array (x), an image, or a folder of images.", path="exists"
     )
-    top: int = option(3, "How many classes (with probabilities) to report per input.", min=1,
-                      max=100_000)  # fmt: skip
+    top: int = option(
+        3, "How many classes (with probabilities) to report per input.", min=1, max=100_000
+    )
+    rescale: bool = option(
+        False,
+        "Inputs outside the training inputs' value range: map their range onto it (with a "
+        "warning) instead of refusing (exit 5).",
+    )

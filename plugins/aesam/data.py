@@ -48,6 +48,12 @@ class Dataset:
         return tuple(self.x_train.shape[1:])  # type: ignore[return-value]
 
     @property
+    def input_range(self) -> tuple[float, float]:
+        """The raw training inputs' smallest and largest value (before normalisation)."""
+        raw = self.x_train * self.std[None, :, None, None] + self.mean[None, :, None, None]
+        return float(raw.min()), float(raw.max())
+
+    @property
     def noisy_fraction(self) -> float:
         if self.y_train_clean is None:
             return 0.0
@@ -401,6 +407,27 @@ def _check_labels(y_tr: np.ndarray, y_te: np.ndarray, *, named: int) -> int:
             f"the training labels hold {len(np.unique(y_tr))} class; a classifier needs at least 2"
         )
     return max(named, largest + 1)
+
+
+RANGE_SLACK = 0.05  # of the training range's span: rounding and resizing stay inside
+
+
+def check_range(x: np.ndarray, trained: tuple[float, float], rescale: bool, warn) -> np.ndarray:
+    """Raw inputs against the training inputs' value range: refuse values outside it (a model
+    trained on [0, 1] pixels labels 0-16 pixels confidently and wrongly), or, with ``rescale``,
+    map the inputs' own range onto the training one and say so."""
+    lo, hi = trained
+    slack = RANGE_SLACK * max(hi - lo, 1e-12)
+    x_lo, x_hi = float(x.min()), float(x.max())
+    if lo - slack <= x_lo and x_hi <= hi + slack:
+        return x
+    span = f"the inputs' values span [{x_lo:.4g}, {x_hi:.4g}] but training saw [{lo:.4g}, {hi:.4g}]"
+    if not rescale:
+        raise DataError(f"{span}; scale them to the training range, or pass --rescale")
+    warn(f"{span}: rescaled to the training range (--rescale)")
+    if x_hi == x_lo:
+        return np.full_like(x, (lo + hi) / 2)
+    return ((x - x_lo) / (x_hi - x_lo) * (hi - lo) + lo).astype(np.float32)
 
 
 def normalise(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:

@@ -250,6 +250,31 @@ def train(
     return state
 
 
+CHANCE_EPOCHS = 3  # a run still at chance after this many epochs (or all, if fewer) is warned
+
+
+def at_chance(cfg: AESAMConfig, history: list[EpochRecord], n_classes: int) -> str | None:
+    """A warning when the training accuracy after the first epochs is within 1.5x chance (a
+    model that learns anything is well above it, even on 40% noisy labels), naming the likely
+    cause: for the SAM family the radius, for ERM the learning rate."""
+    k = min(CHANCE_EPOCHS, cfg.epochs)
+    if len(history) < k or history[k - 1].epoch != k:
+        return None
+    acc, chance = history[k - 1].train_acc, 1.0 / n_classes
+    if acc > 1.5 * chance:
+        return None
+    cause = (
+        f"--lr {cfg.lr:g}; try a smaller learning rate"
+        if cfg.optimizer == "erm"
+        else f"--rho {cfg.rho:g} (too large a radius for this model); try a smaller --rho, or "
+        "--optimizer erm to check the learning rate"
+    )
+    return (
+        f"{cfg.optimizer}: training accuracy {acc:.3f} after {k} epochs is at chance "
+        f"({chance:.3f} for {n_classes} classes); the likely cause is {cause}"
+    )
+
+
 def quick_run(cfg: AESAMConfig, data: Dataset, seed: int, device: str = "cpu") -> dict[str, Any]:
     """Train once in this process, no files: the numbers the benchmark tabulates."""
     dev = torch.device(device)
@@ -269,4 +294,5 @@ def quick_run(cfg: AESAMConfig, data: Dataset, seed: int, device: str = "cpu") -
         "steps": st["steps"],
         "wall_s": wall,
         "cpu_s": cpu,  # less disturbed than wall time on a shared machine
+        "warning": at_chance(cfg, state.history, len(data.classes)),
     }

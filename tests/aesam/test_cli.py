@@ -235,3 +235,50 @@ def test_a_diverging_run_exits_6_with_one_sentence(capsys, tmp_path):
     )  # fmt: skip
     assert code == ExitCode.DIVERGED and out == ""
     assert "training diverged" in err and "Traceback" not in err
+
+
+def test_predict_refuses_inputs_outside_the_training_range_or_rescales_them(capsys, tmp_path):
+    from sklearn.datasets import load_digits
+
+    code, _, _ = mltk(capsys, "aesam", "train", *TINY, "--out", str(tmp_path / "run"), "--json")
+    assert code == 0
+    meta = json.loads((tmp_path / "run" / "checkpoint" / "meta.json").read_text())
+    assert meta["input_range"] == [0.0, 1.0]  # digits divided by 16
+    images = load_digits().images[:5]  # 0-16, as scikit-learn ships them
+    assert images.min() == 0 and images.max() == 16
+    np.savez(tmp_path / "raw.npz", x=images)
+    np.savez(tmp_path / "scaled.npz", x=(images / 16).astype(np.float32))
+
+    def predict(name, *extra):
+        args = [str(tmp_path / "run"), "--input", str(tmp_path / name), "--device", "cpu"]
+        return mltk(capsys, "aesam", "predict", *args, *extra, "--json")
+
+    code, out, err = predict("raw.npz")
+    assert code == ExitCode.DATA and out == "" and "Traceback" not in err
+    assert "[0, 16]" in err and "[0, 1]" in err and "--rescale" in err
+    code, out, err = predict("raw.npz", "--rescale", "--top", "4")
+    assert code == 0 and "rescaled" in err
+    rescaled = json.loads(out)["predictions"]
+    code, out, _ = predict("scaled.npz", "--top", "4")
+    assert code == 0 and json.loads(out)["predictions"] == [
+        {**p, "input": p["input"].replace("raw", "scaled")} for p in rescaled
+    ]
+    assert all(len(p["top"]) == 4 for p in rescaled)
+    capsys.readouterr()
+    args = [str(tmp_path / "run"), "--input", str(tmp_path / "scaled.npz"), "--top", "4"]
+    assert run(["aesam", "predict", *args, "--device", "cpu"]) == 0
+    table = capsys.readouterr().out
+    first = next(ln for ln in table.splitlines() if "scaled.npz[0]" in ln)
+    assert first.count(":") >= 2  # the human table lists the top labels too
+
+
+def test_a_run_stuck_at_chance_warns_and_names_the_radius(capsys, tmp_path):
+    rigged = ["--preset", "tiny", "--epochs", "3", "--device", "cpu", "--optimizer", "sam"]
+    out5 = ["--out", str(tmp_path / "r5")]
+    code, _, err = mltk(capsys, "aesam", "train", *rigged, "--rho", "5", *out5)
+    assert code == 0 and "at chance" in err and "--rho 5" in err
+    code, _, err = mltk(capsys, "aesam", "train", *rigged, "--out", str(tmp_path / "r"))
+    assert code == 0 and "at chance" not in err
+    both = ["--optimizers", "erm,sam", "--seeds", "1"]
+    code, _, err = mltk(capsys, "aesam", "compare", *both, *rigged[:6], "--rho", "5")
+    assert code == 0 and err.count("at chance") == 1 and "sam: training accuracy" in err
