@@ -13,6 +13,7 @@ from mltk.errors import DataError, UsageError
 
 from .config import AESAMConfig, CompareConfig, PredictConfig
 from .data import Dataset, check_range, load_data, load_inputs, normalise
+from .stats import paired
 from .training import (
     CHANCE_EPOCHS,
     EpochRecord,
@@ -156,7 +157,9 @@ def run_eval(rt) -> dict[str, Any]:
             {
                 "run": str(run.path),
                 "optimizer": cfg.optimizer,
+                "data": cfg.data,
                 "noise": cfg.noise,
+                "seed": int(meta.get("seed", 0)),
                 "epochs": int(meta.get("epoch", 0)),
                 "test_acc": acc,
                 "test_loss": loss,
@@ -173,9 +176,37 @@ def run_eval(rt) -> dict[str, Any]:
         )
         r["wall_vs_sam"] = r["wall_s"] / ref["wall_s"] if ref and ref["wall_s"] else None
     payload: dict[str, Any] = {"runs": rows}
+    if pairs := _paired_runs(rows):
+        payload["paired"] = pairs
     if len(rows) == 1:
         payload.update({k: v for k, v in rows[0].items()})
     return payload
+
+
+def _paired_runs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each optimizer against SAM on the same data, noise and seeds: the seeds both have."""
+    sam = {
+        (r["data"], r["noise"], r["seed"]): r["test_acc"] for r in rows if r["optimizer"] == "sam"
+    }
+    groups: dict[tuple, dict[int, float]] = {}
+    for r in rows:
+        if r["optimizer"] != "sam" and (r["data"], r["noise"], r["seed"]) in sam:
+            group = groups.setdefault((r["optimizer"], r["data"], r["noise"]), {})
+            group[r["seed"]] = r["test_acc"]
+    out = []
+    for (name, data, noise), accs in groups.items():
+        seeds = sorted(accs)
+        p = paired([accs[s] for s in seeds], [sam[(data, noise, s)] for s in seeds])
+        out.append(
+            {
+                "optimizer": name,
+                "data": data,
+                "noise": noise,
+                "seeds": len(seeds),
+                **_diff_fields(p),
+            }
+        )
+    return out
 
 
 def run_predict(pcfg: PredictConfig, rt) -> dict[str, Any]:
@@ -204,6 +235,19 @@ def run_predict(pcfg: PredictConfig, rt) -> dict[str, Any]:
             }
         )
     return {"run": str(rt.source.path), "classes": classes, "predictions": preds}
+
+
+def _vs_sam(name: str, accs: list[float], results: dict[str, list[dict]]) -> dict[str, Any]:
+    """Accuracy minus SAM's, seed by seed: mean, standard error, paired t and sign p-values."""
+    if name == "sam" or "sam" not in results:
+        return {}
+    return _diff_fields(paired(accs, [r["test_acc"] for r in results["sam"]]))
+
+
+def _diff_fields(p: dict) -> dict[str, Any]:
+    """stats.paired's result under the names the tables use."""
+    names = {"mean": "diff_vs_sam", "se": "diff_vs_sam_se", "t_p": "t_p", "sign_p": "sign_p"}
+    return {names[k]: v for k, v in p.items() if k in names}
 
 
 def run_compare(base: CompareConfig, rt) -> dict[str, Any]:
@@ -239,6 +283,8 @@ def run_compare(base: CompareConfig, rt) -> dict[str, Any]:
                 "optimizer": name,
                 "test_acc_mean": acc_m,
                 "test_acc_std": acc_s,
+                "test_acc_seeds": [r["test_acc"] for r in rs],
+                **_vs_sam(name, [r["test_acc"] for r in rs], results),
                 "sam_fraction": statistics.fmean(r["sam_fraction"] for r in rs),
                 "grad_evals": evals,
                 "grad_evals_vs_sam": evals / sam_evals if sam_evals else None,

@@ -148,7 +148,7 @@ def test_compare_tabulates_every_optimizer(capsys):
         "--optimizers",
         "erm,sam,aesam",
         "--seeds",
-        "1",
+        "3",
         "--preset",
         "tiny",
         "--epochs",
@@ -161,6 +161,32 @@ def test_compare_tabulates_every_optimizer(capsys):
     rows = {r["optimizer"]: r for r in json.loads(out)["results"]}
     assert rows["sam"]["grad_evals_vs_sam"] == 1.0 and rows["erm"]["grad_evals_vs_sam"] == 0.5
     assert 0.5 < rows["aesam"]["grad_evals_vs_sam"] < 1.0
+    # paired with SAM seed by seed (the statistics themselves: test_stats.py)
+    sam = np.array(rows["sam"]["test_acc_seeds"])
+    for name in ("erm", "aesam"):
+        d = np.array(rows[name]["test_acc_seeds"]) - sam
+        assert rows[name]["diff_vs_sam"] == pytest.approx(d.mean())
+        assert rows[name]["diff_vs_sam_se"] == pytest.approx(d.std(ddof=1) / np.sqrt(3))
+        assert 0 <= rows[name]["t_p"] <= 1 and 0 <= rows[name]["sign_p"] <= 1
+    assert "diff_vs_sam" not in rows["sam"]
+
+
+def test_eval_pairs_each_optimizer_with_sam_on_the_same_seeds(capsys, tmp_path):
+    runs = {}
+    for name in ("sam", "erm"):
+        for seed in (0, 1):
+            runs[name, seed] = str(tmp_path / f"{name}{seed}")
+            args = [*TINY, "--optimizer", name, "--seed", str(seed), "--out", runs[name, seed]]
+            assert mltk(capsys, "aesam", "train", *args)[0] == 0
+    code, out, _ = mltk(capsys, "aesam", "eval", *runs.values(), "--device", "cpu", "--json")
+    assert code == 0
+    res = json.loads(out)
+    acc = {(r["optimizer"], r["seed"]): r["test_acc"] for r in res["runs"]}
+    (pair,) = res["paired"]
+    d = [acc["erm", s] - acc["sam", s] for s in (0, 1)]
+    assert pair["optimizer"] == "erm" and pair["seeds"] == 2 and pair["noise"] == 0.2
+    assert pair["diff_vs_sam"] == pytest.approx(np.mean(d))
+    assert pair["diff_vs_sam_se"] == pytest.approx(np.std(d, ddof=1) / np.sqrt(2))
 
 
 @pytest.mark.parametrize(
