@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 from typing import Any
 
 import numpy as np
 
+from mltk.atomic import write_text
 from mltk.checkpoint import load_training_state
 from mltk.config import to_dict
 from mltk.errors import DataError, UsageError
 
-from .config import AESAMConfig, CompareConfig, PredictConfig
+from .config import AESAMConfig, CompareConfig, PredictConfig, TuneConfig
 from .data import Dataset, check_range, load_data, load_inputs, normalise
 from .stats import paired
 from .training import (
@@ -250,16 +252,88 @@ def _diff_fields(p: dict) -> dict[str, Any]:
     return {names[k]: v for k, v in p.items() if k in names}
 
 
+TUNED_FILE = "tuned.json"
+TUNED_KEYS = ("rho", "lambda1", "lambda2", "p")
+
+
+def run_tune(cfg: TuneConfig, rt) -> dict[str, Any]:
+    from .tune import tune
+
+    run = rt.run
+    device = str(rt.device)
+    rt.out.log(
+        f"aesam tune: {', '.join(cfg.optimizers)} on {cfg.data} (noise {cfg.noise:g}), "
+        f"{cfg.trials} radii from {cfg.rho_min:g} to {cfg.rho_max:g}, validation "
+        f"{cfg.val_fraction:.0%} of the training split -> {run.path}"
+    )
+    res = tune(
+        cfg,
+        load=lambda seed: _data_for(cfg, seed),
+        run_one=lambda c, data, seed: quick_run(c, data, seed, device=device),
+        log=rt.out.log,
+    )
+    for name, row in res["chosen"].items():
+        if not row["within_cap"]:
+            rt.out.warn(
+                f"{name}: no radius kept the SAM fraction within --max-sam-fraction "
+                f"{cfg.max_sam_fraction:g}; the cheapest ({row['sam_fraction']:.3f}) was chosen"
+            )
+    payload = {
+        "data": cfg.data,
+        "noise": cfg.noise,
+        "max_sam_fraction": cfg.max_sam_fraction,
+        **res,
+    }
+    write_text(run.artifact(TUNED_FILE), json.dumps(payload, indent=1))
+    rows = [
+        {
+            "optimizer": k,
+            **{t: v[t] for t in TUNED_KEYS if t in v},
+            "val_acc": v["val_acc"],
+            "sam_fraction": v["sam_fraction"],
+        }
+        for k, v in res["chosen"].items()
+    ]
+    return {"run": str(run.path), "noise": cfg.noise, "chosen": rows}
+
+
+def _tuned_settings(path, noise: float) -> dict[str, dict[str, float]]:
+    """Each optimizer's chosen settings from a tune run folder or its tuned.json."""
+    from pathlib import Path
+
+    f = Path(path)
+    f = f / TUNED_FILE if f.is_dir() else f
+    try:
+        got = json.loads(f.read_text())
+        chosen = got["chosen"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"--tuned {path} is not a tune run's {TUNED_FILE} ({exc})") from exc
+    if got.get("noise") != noise:
+        raise UsageError(
+            f"--tuned {path} was tuned at --noise {got.get('noise')}, not {noise:g}; tune at "
+            "this noise level, or pass its --noise"
+        )
+    return {k: {t: v[t] for t in TUNED_KEYS if t in v} for k, v in chosen.items()}
+
+
 def run_compare(base: CompareConfig, rt) -> dict[str, Any]:
     from dataclasses import replace
 
     names, seeds = list(dict.fromkeys(base.optimizers)), base.seeds
+    tuned = _tuned_settings(base.tuned, base.noise) if base.tuned else {}
+    if tuned and (missing := [n for n in names if n not in tuned]):
+        raise UsageError(f"--tuned {base.tuned} has no settings for {', '.join(missing)}")
+    settings = {n: tuned.get(n, {}) for n in names}
+    for n in names:
+        if settings[n]:
+            rt.out.log(f"{n}: {', '.join(f'{k} {v:g}' for k, v in settings[n].items())}")
     results: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
     with rt.out.progress(len(names) * seeds, "compare") as bar:
         for seed in range(seeds):
             data = _data_for(base, seed)
             for name in names:
-                r = quick_run(replace(base, optimizer=name), data, seed, device=str(rt.device))
+                cfg = replace(base, optimizer=name, **settings[name])
+                r = quick_run(cfg, data, seed, device=str(rt.device))
                 results[name].append(r)
                 if warning := r.pop("warning"):
                     rt.out.warn(f"seed {seed}: {warning}")
@@ -291,4 +365,10 @@ def run_compare(base: CompareConfig, rt) -> dict[str, Any]:
                 "wall_s": statistics.fmean(r["wall_s"] for r in rs),
             }
         )
-    return {"data": base.data, "noise": base.noise, "seeds": seeds, "results": rows}
+    return {
+        "data": base.data,
+        "noise": base.noise,
+        "seeds": seeds,
+        "settings": settings,
+        "results": rows,
+    }

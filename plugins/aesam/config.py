@@ -136,6 +136,38 @@ class CompareConfig(AESAMConfig):
         ("erm", "sam", "aesam", "sssam"), "The optimizers to compare, comma separated."
     )
     seeds: int = option(2, "Seeds per optimizer (0..seeds-1).", min=1, max=1000)
+    tuned: Optional[Path] = option(
+        None,
+        "A tune run folder (or its tuned.json): each optimizer takes its own chosen settings.",
+        path="exists",
+    )
+
+
+@dataclass
+class TuneConfig(AESAMConfig):
+    optimizers: tuple[OPTIMIZER, ...] = option(
+        ("erm", "sam", "sssam", "looksam", "aesam", "aelooksam"),
+        "The optimizers to tune, comma separated.",
+    )
+    trials: int = option(
+        6, "Radii tried per optimizer (the same for every one; ERM: one run).", min=1, max=1000
+    )
+    rho_min: float = option(0.05, "The smallest radius tried.", above=0, max=1e6)
+    rho_max: float = option(1.6, "The largest radius tried (log-spaced between).", above=0, max=1e6)
+    max_sam_fraction: float = option(
+        0.2,
+        "Cost cap: the adaptive optimizers' share of SAM steps (0.2 is 0.6x SAM's gradient "
+        "evaluations); SS-SAM's probability.",
+        above=0,
+        max=1,
+    )
+    val_fraction: float = option(
+        0.2, "Share of the training split held out for validation.", above=0, below=1
+    )
+    tune_seeds: int = option(1, "Seeds per trial (averaged).", min=1, max=100)
+    tune_seed: int = option(
+        100, "The first tuning seed (apart from compare's 0, 1, ...).", min=0, max=2**31 - 1
+    )
 
 
 @dataclass

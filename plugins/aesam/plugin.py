@@ -9,7 +9,15 @@ from __future__ import annotations
 from mltk.hookspecs import hookimpl
 from mltk.verbs import Plugin
 
-from .config import PRESETS, AESAMConfig, CompareConfig, EvalConfig, PredictConfig, check
+from .config import (
+    PRESETS,
+    AESAMConfig,
+    CompareConfig,
+    EvalConfig,
+    PredictConfig,
+    TuneConfig,
+    check,
+)
 
 plugin = Plugin(
     "aesam",
@@ -60,6 +68,20 @@ def compare(cfg: CompareConfig, rt) -> dict:
     from .commands import run_compare
 
     return run_compare(cfg, rt)
+
+
+@plugin.verb(
+    config=TuneConfig, presets=PRESETS, default_preset="small", run="new", check=check,
+    examples=[
+        "mltk aesam tune --noise 0.2 --out runs/tune20",
+        "mltk aesam compare --noise 0.2 --tuned runs/tune20 --seeds 5",
+    ],
+)  # fmt: skip
+def tune(cfg: TuneConfig, rt) -> dict:
+    """Choose each optimizer's radius on a validation split, the same trials for every one."""
+    from .commands import run_tune
+
+    return run_tune(cfg, rt)
 
 
 @hookimpl

@@ -17,13 +17,6 @@ from mltk.errors import ExitCode
 torch.set_num_threads(1)
 
 
-@pytest.fixture(autouse=True)
-def _env(monkeypatch, tmp_path):
-    monkeypatch.setenv("MLTK_LOAD_PLUGINS", "aesam")
-    monkeypatch.setenv("MLTK_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.delenv("MLTK_DEBUG", raising=False)
-
-
 def mltk(capsys, *args: str) -> tuple[int, str, str]:
     capsys.readouterr()
     code = run(list(args))
