@@ -270,7 +270,7 @@ def execute(call: Call, *, python: bool = False) -> dict[str, Any] | None:
         distributed=verb.distributed,
         auto_precision="fp32" if "precision" in own else None,
     )
-    rt.config, rt.given = cfg, set(call.given)
+    rt.config, rt.given, rt.preset = cfg, set(call.given), call.preset
     spooled: dict[str, Path] = {}
     try:
         cfg = _spool_stdin(verb, cfg, spooled)

@@ -28,6 +28,7 @@ class Runtime:
     resumed: bool = False  # rt.run was reopened by --resume: restore its state
     sources: list = field(default_factory=list)  # the opened RUN folders, in order
     given: set = field(default_factory=set)  # config fields set on the command line or in --config
+    preset: str | None = None  # the preset the config started from (verbs with presets)
     _make_run: Any = None
     _make_output: Any = None
     _run: Any = None

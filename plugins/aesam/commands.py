@@ -13,7 +13,14 @@ from mltk.checkpoint import load_training_state
 from mltk.config import to_dict
 from mltk.errors import DataError, UsageError
 
-from .config import AESAMConfig, CompareConfig, PredictConfig, TuneConfig
+from .config import (
+    PRESET_TUNED_FOR,
+    SWITCH_SETTINGS,
+    AESAMConfig,
+    CompareConfig,
+    PredictConfig,
+    TuneConfig,
+)
 from .data import Dataset, check_range, load_data, load_inputs, normalise
 from .stats import paired
 from .training import (
@@ -324,9 +331,17 @@ def run_compare(base: CompareConfig, rt) -> dict[str, Any]:
     if tuned and (missing := [n for n in names if n not in tuned]):
         raise UsageError(f"--tuned {base.tuned} has no settings for {', '.join(missing)}")
     settings = {n: tuned.get(n, {}) for n in names}
+    owners = () if tuned else PRESET_TUNED_FOR.get(rt.preset, ())
+    for n in names:  # a preset's radius chosen for AE-SAM is not SAM's
+        if owners and n not in owners:
+            defaults = AESAMConfig()
+            own = {k: getattr(defaults, k) for k in SWITCH_SETTINGS if k not in rt.given}
+            settings[n] = {k: v for k, v in own.items() if v != getattr(base, k)}
+    why = f" (--preset {rt.preset}'s were chosen for {', '.join(owners)})" if owners else ""
     for n in names:
         if settings[n]:
-            rt.out.log(f"{n}: {', '.join(f'{k} {v:g}' for k, v in settings[n].items())}")
+            own = ", ".join(f"{k} {v:g}" for k, v in settings[n].items())
+            rt.out.log(f"{n}: {own}{why if n not in owners else ''}")
     results: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
     with rt.out.progress(len(names) * seeds, "compare") as bar:
         for seed in range(seeds):

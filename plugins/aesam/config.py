@@ -122,6 +122,12 @@ PRESETS: dict[str, AESAMConfig] = {
 }
 
 
+# Presets whose switch settings were chosen for some optimizers only: compare gives the others
+# the defaults of the settings the command line does not set.
+PRESET_TUNED_FOR: dict[str, tuple[str, ...]] = {"digits-noisy": ("aesam",)}
+SWITCH_SETTINGS = ("rho", "lambda1", "lambda2")
+
+
 def get_preset(name: str) -> AESAMConfig:
     from mltk.errors import UsageError
 

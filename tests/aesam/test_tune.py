@@ -106,3 +106,18 @@ def test_tune_then_compare_with_each_optimizers_own_settings(capsys, tmp_path):
     code = run(["aesam", "compare", *base, "--tuned", str(tmp_path / "t")])
     err = capsys.readouterr().err
     assert code == ExitCode.USAGE and "--noise" in err and "Traceback" not in err
+
+
+def test_compare_gives_a_preset_radius_chosen_for_aesam_to_aesam_only(capsys):
+    quick = ["--preset", "digits-noisy", "--epochs", "1", "--limit-train", "200"]
+    both = ["--optimizers", "sam,aesam", "--seeds", "1", "--device", "cpu", "--json"]
+    capsys.readouterr()
+    assert run(["aesam", "compare", *quick, *both]) == 0
+    out, err = capsys.readouterr()
+    settings = json.loads(out)["settings"]
+    assert settings["sam"] == {"rho": 0.05, "lambda1": -1.0, "lambda2": 1.0}
+    assert settings["aesam"] == {}  # the preset's rho 1.0, lambda 2 -> 0
+    assert "chosen for aesam" in err
+    assert run(["aesam", "compare", *quick, *both, "--rho", "0.3"]) == 0
+    settings = json.loads(capsys.readouterr().out)["settings"]
+    assert settings["sam"] == {"lambda1": -1.0, "lambda2": 1.0}  # the given --rho is kept
