@@ -21,7 +21,7 @@ DATA, MODEL, OPTIM, SWITCH = "Data", "Model", "Optimisation", "The switch (paper
 class AESAMConfig:
     """Everything a run depends on; CLI options map one to one onto these fields."""
 
-    data: Literal["digits", "npz", "folder", "cifar10", "cifar100"] = option(
+    data: Literal["digits", "npz", "folder", "idx", "cifar10", "cifar100"] = option(
         "digits", "digits (embedded) or the kind of --data-path.", panel=DATA
     )
     data_path: Optional[Path] = option(
@@ -87,7 +87,7 @@ def check(cfg: AESAMConfig) -> None:
     if cfg.data == "digits" and cfg.data_path:
         raise UsageError(
             f"--data-path {cfg.data_path} is not read by --data digits; "
-            "name its kind with --data npz, folder, cifar10 or cifar100"
+            "name its kind with --data npz, folder, idx, cifar10 or cifar100"
         )
 
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from mltk.errors import DataError, UsageError
 
-SOURCES = ("digits", "npz", "folder", "cifar10", "cifar100")
+SOURCES = ("digits", "npz", "folder", "idx", "cifar10", "cifar100")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 CIFAR_RECORD = 3 * 32 * 32
 
@@ -320,6 +320,59 @@ def _cifar_cached(path: Path, kind: str):
     )
 
 
+# ---------------------------------------------------------------------------- MNIST-format (IDX)
+IDX_FILES = {
+    "x_train": "train-images-idx3-ubyte",
+    "y_train": "train-labels-idx1-ubyte",
+    "x_test": "t10k-images-idx3-ubyte",
+    "y_test": "t10k-labels-idx1-ubyte",
+}
+IDX_TYPES = {0x08: np.uint8}  # the only type MNIST-format image and label files use
+
+
+def parse_idx(raw: bytes, name: str) -> np.ndarray:
+    """An IDX array (MNIST's format): two zero bytes, a type code, the number of dimensions,
+    one big-endian uint32 size per dimension, then the values."""
+    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] not in IDX_TYPES:
+        raise DataError(f"{name} is not an unsigned-byte IDX file (MNIST's format)")
+    ndim = raw[3]
+    head = 4 + 4 * ndim
+    if ndim == 0 or len(raw) < head:
+        raise DataError(f"{name} has a truncated IDX header")
+    shape = tuple(int(v) for v in np.frombuffer(raw[4:head], dtype=">u4"))
+    n = int(np.prod(shape, dtype=np.int64))
+    if len(raw) - head != n:
+        raise DataError(f"{name} holds {len(raw) - head} values where its header says {n}")
+    return np.frombuffer(raw, dtype=np.uint8, offset=head).reshape(shape)
+
+
+def _idx_raw(root: Path):
+    """MNIST, Fashion-MNIST or KMNIST as their four IDX files (gzipped or not) in a folder;
+    Debian's dataset-fashion-mnist installs them in /usr/share/datasets/fashion-mnist."""
+    import gzip
+
+    out = {}
+    for key, stem in IDX_FILES.items():
+        found = [root / stem, root / f"{stem}.gz"]
+        f = next((c for c in found if c.is_file()), None)
+        if f is None:
+            raise DataError(f"--data-path {root} lacks {stem} (or {stem}.gz)")
+        try:
+            raw = gzip.decompress(f.read_bytes()) if f.suffix == ".gz" else f.read_bytes()
+        except (OSError, EOFError) as exc:
+            raise DataError(f"{f} is not readable ({exc})") from exc
+        out[key] = parse_idx(raw, str(f))
+    for part in ("train", "test"):
+        x, y = out[f"x_{part}"], out[f"y_{part}"]
+        if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
+            raise DataError(
+                f"{root}: the {part} images {x.shape} and labels {y.shape} do not match"
+            )
+    x_tr = _as_images(out["x_train"], root)
+    x_te = _as_images(out["x_test"], root)
+    return x_tr, out["y_train"].astype(np.int64), x_te, out["y_test"].astype(np.int64)
+
+
 # ---------------------------------------------------------------------------- entry point
 def load_data(
     source: str = "digits",
@@ -362,6 +415,11 @@ def load_data(
         else:
             x, y, classes = _folder_images(p, image_size)
             x_tr, y_tr, x_te, y_te = _split(x, y, test_fraction, seed=0)
+    elif source == "idx":
+        if not p.is_dir():
+            raise DataError(f"--data-path {p} is not a folder")
+        x_tr, y_tr, x_te, y_te = _idx_raw(p)
+        classes = [str(i) for i in range(_check_labels(y_tr, y_te, named=0))]
     else:
         x_tr, y_tr, x_te, y_te, classes = _cifar_cached(p, source)
     if x_tr.shape[1:] != x_te.shape[1:]:

@@ -157,3 +157,43 @@ def test_predict_inputs_must_not_be_empty(tmp_path):
     np.savez(tmp_path / "empty.npz", x=np.zeros((0, 1, 8, 8), dtype=np.float32))
     with pytest.raises(DataError, match="holds no inputs"):
         load_inputs(tmp_path / "empty.npz", (1, 8, 8))
+
+
+def _write_idx(path, array, gz):
+    """MNIST's IDX layout written by hand: 0, 0, type 0x08 (uint8), ndim, big-endian sizes."""
+    import gzip
+    import struct
+
+    raw = struct.pack(f">BBBB{array.ndim}I", 0, 0, 8, array.ndim, *array.shape) + array.tobytes()
+    path.write_bytes(gzip.compress(raw) if gz else raw)
+
+
+def test_an_mnist_format_folder_loads_gzipped_or_not(tmp_path):
+    rng = np.random.default_rng(0)
+    x_tr = rng.integers(0, 256, (60, 6, 5), dtype=np.uint8)
+    y_tr = np.arange(60, dtype=np.uint8) % 10
+    x_te = rng.integers(0, 256, (20, 6, 5), dtype=np.uint8)
+    y_te = np.arange(20, dtype=np.uint8) % 10
+    for name, arr, gz in [
+        ("train-images-idx3-ubyte", x_tr, True),
+        ("train-labels-idx1-ubyte", y_tr, False),
+        ("t10k-images-idx3-ubyte", x_te, True),
+        ("t10k-labels-idx1-ubyte", y_te, True),
+    ]:
+        _write_idx(tmp_path / (name + (".gz" if gz else "")), arr, gz)
+    data = load_data("idx", tmp_path)
+    assert data.x_train.shape == (60, 1, 6, 5) and data.classes == [str(i) for i in range(10)]
+    assert np.array_equal(data.y_test, y_te) and np.array_equal(data.y_train, y_tr)
+    raw = data.x_test * data.std[None, :, None, None] + data.mean[None, :, None, None]
+    assert np.allclose(raw[:, 0] * 255, x_te, atol=1e-3)  # pixels / 255, normalised
+
+    _write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", y_te[:19], True)
+    with pytest.raises(DataError, match="do not match"):
+        load_data("idx", tmp_path)
+    raw_file = (tmp_path / "train-labels-idx1-ubyte").read_bytes()
+    (tmp_path / "train-labels-idx1-ubyte").write_bytes(raw_file[:-3])
+    with pytest.raises(DataError, match="header says 60"):
+        load_data("idx", tmp_path)
+    (tmp_path / "train-labels-idx1-ubyte").unlink()
+    with pytest.raises(DataError, match="lacks train-labels-idx1-ubyte"):
+        load_data("idx", tmp_path)
