@@ -128,7 +128,7 @@ def tune(cfg, load, run_one, log) -> dict[str, Any]:
                 "grad_evals": statistics.fmean(r["grad_evals"] for r in runs),
             }
             log(
-                f"{name:>9} {_settings_text(settings):28s} validation acc {row['val_acc']:.4f}  "
+                f"{name:>9} {settings_text(settings):28s} validation acc {row['val_acc']:.4f}  "
                 f"SAM fraction {row['sam_fraction']:.3f}"
             )
             rows.append(row)
@@ -141,7 +141,7 @@ def tune(cfg, load, run_one, log) -> dict[str, Any]:
     return {"chosen": chosen, "trials": table, "seeds": seeds}
 
 
-def _settings_text(settings: dict[str, Any]) -> str:
+def settings_text(settings: dict[str, Any]) -> str:
     parts = [f"rho {settings['rho']:.3g}"] if "rho" in settings else []
     if "lambda2" in settings:
         parts.append(f"c_t {settings['lambda2']:.2f} -> {settings['lambda1']:.2f}")
