@@ -91,6 +91,14 @@ def check(cfg: AESAMConfig) -> None:
         )
 
 
+def check_tune(cfg: TuneConfig) -> None:
+    from mltk.errors import UsageError
+
+    check(cfg)
+    if cfg.rho_min > cfg.rho_max:
+        raise UsageError(f"--rho-min {cfg.rho_min:g} is above --rho-max {cfg.rho_max:g}")
+
+
 # Named instances of the config, written down in one place.
 PRESETS: dict[str, AESAMConfig] = {
     "tiny": AESAMConfig(epochs=3, limit_train=400),  # seconds: smoke tests and the example

@@ -17,6 +17,7 @@ from .config import (
     PredictConfig,
     TuneConfig,
     check,
+    check_tune,
 )
 
 plugin = Plugin(
@@ -71,7 +72,7 @@ def compare(cfg: CompareConfig, rt) -> dict:
 
 
 @plugin.verb(
-    config=TuneConfig, presets=PRESETS, default_preset="small", run="new", check=check,
+    config=TuneConfig, presets=PRESETS, default_preset="small", run="new", check=check_tune,
     examples=[
         "mltk aesam tune --noise 0.2 --out runs/tune20",
         "mltk aesam compare --noise 0.2 --tuned runs/tune20 --seeds 5",

@@ -206,6 +206,7 @@ def test_eval_pairs_each_optimizer_with_sam_on_the_same_seeds(capsys, tmp_path):
         ),
         (["eval", "/no/such/run"], ExitCode.DATA, "does not exist"),
         (["compare", "--optimizers", "sgd"], ExitCode.USAGE, "--optimizers"),
+        (["tune", "--rho-min", "0.5", "--rho-max", "0.1"], ExitCode.USAGE, "--rho-min 0.5"),
     ],
 )
 def test_bad_input_gives_one_sentence_and_a_distinct_exit_code(capsys, tmp_path, args, code, words):
