@@ -523,6 +523,65 @@ def _aesam_goals(bench: Path) -> str:
     return "\n".join(lines)
 
 
+def _tuned_settings(s: dict) -> str:
+    """mltk_plugins.aesam.tune.settings_text."""
+    parts = [f"rho {s['rho']:.3g}"] if "rho" in s else []
+    if "lambda2" in s:
+        parts.append(f"c_t {s['lambda2']:.2f} -> {s['lambda1']:.2f}")
+    if "p" in s:
+        parts.append(f"p {s['p']:g}")
+    return ", ".join(parts) or "-"
+
+
+def _paired_cell(p) -> str:
+    """mltk_plugins.aesam.stats.describe: percentage points."""
+    if p is None:
+        return "-"
+    mean = f"{100 * p['mean']:+.2f}"
+    if p["se"] is None:
+        return mean
+    return f"{mean} ± {100 * p['se']:.2f} (t p {p['t_p']:.2g}, sign p {p['sign_p']:.2g})"
+
+
+@_table("aesam-tuned")
+def _aesam_tuned(bench: Path) -> str:
+    """benchmarks/aesam/bench_tuned.py:markdown, its first table."""
+    results = _load(bench, "aesam/bench_tuned.json")
+    lines = [
+        "| task | noise | optimizer | tuned | test acc (%) | paired difference to SAM (points) "
+        "| SAM fraction | grad evals / SAM | CPU / SAM |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for res in results:
+        for r in res["rows"]:
+            settings = _tuned_settings(r["settings"]) if r["settings"] else "-"
+            lines.append(
+                f"| {res['task']} | {res['noise']:.0%} | {r['optimizer']} | {settings} | "
+                f"{100 * r['acc_mean']:.2f} ± {100 * r['acc_std']:.2f} | "
+                f"{_paired_cell(r['diff_vs_sam'])} | {r['sam_fraction']:.3f} | "
+                f"{r['grad_evals_vs_sam']:.2f} | {r['cpu_vs_sam']:.2f} |"
+            )
+    return "\n".join(lines)
+
+
+@_table("aesam-tuned-goals")
+def _aesam_tuned_goals(bench: Path) -> str:
+    """benchmarks/aesam/bench_tuned.py:markdown, its second table."""
+    results = _load(bench, "aesam/bench_tuned.json")
+    lines = [
+        "| task | noise | AE-SAM within one SE of SAM or above | <= 0.6x SAM's gradient "
+        "evaluations | above SS-SAM |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for res in results:
+        g = {k: "yes" if v else "**no**" for k, v in res["goal"].items()}
+        lines.append(
+            f"| {res['task']} | {res['noise']:.0%} | {g['paired_within_one_se']} | "
+            f"{g['cost_at_most_0.6']} | {g['above_sssam']} |"
+        )
+    return "\n".join(lines)
+
+
 # bench_digits.json written before the script stored "test_images" lacks it. The test split is
 # fixed: mltk_plugins.aesam.data._split keeps round(0.25 * n) images of each class of
 # scikit-learn's 1,797 digits (classes 0-9 below), 450 in all -- what `bench_digits.py --report`

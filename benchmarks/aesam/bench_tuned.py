@@ -9,8 +9,8 @@ with `--fashion FOLDER` (Debian's dataset-fashion-mnist installs the IDX files i
 images, 15 epochs) at 0 and 40%.
 
 For each setting, `mltk aesam tune`'s procedure (mltk_plugins.aesam.tune) chooses every
-optimizer's radius on 20% of the training split, the same number of trials for each, the test
-split unread; AE-SAM and AE-LookSAM take the cost cap's schedule (0.2 SAM steps, 0.6x SAM's
+optimizer's radius on 20% of the training split (mean over tuning seeds 100-102), the same
+number of trials for each, the test split unread; AE-SAM and AE-LookSAM take the cost cap's schedule (0.2 SAM steps, 0.6x SAM's
 gradient evaluations). Then ERM, SAM, AE-SAM, SS-SAM (at the SAM fraction AE-SAM reached on the
 same seed, with its own tuned radius), LookSAM and AE-LookSAM train on seeds 0-4 with their own
 choices and are tested. Each row: test accuracy mean and standard deviation, the paired
@@ -67,7 +67,9 @@ def run_setting(task: str, base, noise: float, args) -> dict:
     def log(message):
         print(f"{task} {noise:.0%}: {message}", file=sys.stderr, flush=True)
 
-    cfg = TuneConfig(**{**base.__dict__, "noise": noise, "trials": args.trials})
+    cfg = TuneConfig(
+        **{**base.__dict__, "noise": noise, "trials": args.trials, "tune_seeds": args.tune_seeds}
+    )
     t0 = time.perf_counter()
     tuned = tune(cfg, load, quick_run, log)
     own = {n: {k: v for k, v in c.items() if k in TUNED_KEYS} for n, c in tuned["chosen"].items()}
@@ -125,7 +127,7 @@ def markdown(results: list[dict]) -> str:
     from mltk_plugins.aesam.tune import settings_text
 
     lines = [
-        "| task | noise | optimizer | tuned | test acc (%) | paired difference to SAM "
+        "| task | noise | optimizer | tuned | test acc (%) | paired difference to SAM (points) "
         "| SAM fraction | grad evals / SAM | CPU / SAM |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
@@ -159,6 +161,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--only", choices=("digits", "fashion"), default=None)
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--trials", type=int, default=6, help="Radii tried per optimizer.")
+    ap.add_argument("--tune-seeds", type=int, default=3, help="Seeds per trial (100, 101, ...).")
     ap.add_argument("--out", type=Path, default=HERE / "bench_tuned.json")
     ap.add_argument("--report", action="store_true", help="Print the table from the JSON.")
     args = ap.parse_args(argv)

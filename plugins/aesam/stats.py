@@ -30,8 +30,10 @@ def paired(a: list[float], b: list[float]) -> dict:
     return out
 
 
-def describe(p: dict) -> str:
-    """'+0.0044 ± 0.0021 (t p 0.09, sign p 0.38)' for a table cell."""
+def describe(p: dict, scale: float = 100.0) -> str:
+    """'+0.44 ± 0.21 (t p 0.09, sign p 0.38)' for a table cell: accuracy differences in
+    percentage points (``scale`` 100)."""
+    mean = f"{scale * p['mean']:+.2f}"
     if p["se"] is None:
-        return f"{p['mean']:+.4f}"
-    return f"{p['mean']:+.4f} ± {p['se']:.4f} (t p {p['t_p']:.2g}, sign p {p['sign_p']:.2g})"
+        return mean
+    return f"{mean} ± {scale * p['se']:.2f} (t p {p['t_p']:.2g}, sign p {p['sign_p']:.2g})"

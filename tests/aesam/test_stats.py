@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from mltk_plugins.aesam.stats import paired
+from mltk_plugins.aesam.stats import describe, paired
 from scipy import stats
 
 
@@ -22,6 +22,7 @@ def test_paired_statistics_match_a_hand_computation_and_scipy():
     # sign test: 3 positive, 1 negative, 1 tie dropped -> 2 * P(X <= 1), X ~ Bin(4, 1/2) = 10/16
     assert got["sign_p"] == pytest.approx(10 / 16)
     assert got["sign_p"] == pytest.approx(stats.binomtest(3, 4).pvalue)
+    assert describe(got) == f"+0.80 ± {100 * by_hand:.2f} (t p {got['t_p']:.2g}, sign p 0.62)"
 
 
 def test_paired_statistics_edge_cases():
