@@ -304,7 +304,7 @@ def run_tune(cfg: TuneConfig, rt) -> dict[str, Any]:
     return {"run": str(run.path), "noise": cfg.noise, "chosen": rows}
 
 
-def _tuned_settings(path, noise: float) -> dict[str, dict[str, float]]:
+def _tuned_settings(path, data: str, noise: float) -> dict[str, dict[str, float]]:
     """Each optimizer's chosen settings from a tune run folder or its tuned.json."""
     from pathlib import Path
 
@@ -315,6 +315,8 @@ def _tuned_settings(path, noise: float) -> dict[str, dict[str, float]]:
         chosen = got["chosen"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise DataError(f"--tuned {path} is not a tune run's {TUNED_FILE} ({exc})") from exc
+    if got.get("data") != data:
+        raise UsageError(f"--tuned {path} was tuned on --data {got.get('data')}, not {data}")
     if got.get("noise") != noise:
         raise UsageError(
             f"--tuned {path} was tuned at --noise {got.get('noise')}, not {noise:g}; tune at "
@@ -327,7 +329,7 @@ def run_compare(base: CompareConfig, rt) -> dict[str, Any]:
     from dataclasses import replace
 
     names, seeds = list(dict.fromkeys(base.optimizers)), base.seeds
-    tuned = _tuned_settings(base.tuned, base.noise) if base.tuned else {}
+    tuned = _tuned_settings(base.tuned, base.data, base.noise) if base.tuned else {}
     if tuned and (missing := [n for n in names if n not in tuned]):
         raise UsageError(f"--tuned {base.tuned} has no settings for {', '.join(missing)}")
     settings = {n: tuned.get(n, {}) for n in names}
