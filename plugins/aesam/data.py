@@ -49,9 +49,11 @@ class Dataset:
 
     @property
     def input_range(self) -> tuple[float, float]:
-        """The raw training inputs' smallest and largest value (before normalisation)."""
-        raw = self.x_train * self.std[None, :, None, None] + self.mean[None, :, None, None]
-        return float(raw.min()), float(raw.max())
+        """The raw training inputs' smallest and largest value (before normalisation): per
+        channel, normalising is increasing (std > 0), so no denormalised copy is needed."""
+        lo = self.x_train.min(axis=(0, 2, 3)) * self.std + self.mean
+        hi = self.x_train.max(axis=(0, 2, 3)) * self.std + self.mean
+        return float(lo.min()), float(hi.max())
 
     @property
     def noisy_fraction(self) -> float:
