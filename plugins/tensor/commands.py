@@ -251,11 +251,12 @@ def write_history(run, hist, prefix="convergence") -> None:
     from mltk.atomic import write_text
 
     rmse_at = dict(zip(hist.rmse_time, hist.rmse, strict=False))
-    rows = ["iteration,time_s,objective,test_rmse,ranks"]
+    phase = hist.phase_of()
+    rows = ["iteration,time_s,objective,test_rmse,ranks,phase"]
     for i, (t, f) in enumerate(zip(hist.time, hist.objective, strict=False)):
         r = rmse_at.get(t, "")
         ranks = "x".join(map(str, hist.ranks[i])) if i < len(hist.ranks) else ""
-        rows.append(f"{i + 1},{t:.6f},{f:.10g},{r},{ranks}")
+        rows.append(f"{i + 1},{t:.6f},{f:.10g},{r},{ranks},{phase[i]}")
     write_text(run.artifact(f"{prefix}.csv"), "\n".join(rows) + "\n")
     try:
         import matplotlib
@@ -272,9 +273,32 @@ def write_history(run, hist, prefix="convergence") -> None:
         ax[1].plot(hist.rmse_time, hist.rmse, marker=".")
     ax[1].set_xlabel("time (s)")
     ax[1].set_ylabel("test RMSE")
+    _mark_phases(ax, hist)
     fig.tight_layout()
     _save_fig(fig, run.artifact(f"{prefix}.png"))
     plt.close(fig)
+
+
+def _mark_phases(ax, hist) -> None:
+    """A dotted line where each phase after the first starts (the objective jumps there: another
+    lambda, more entries), named on the objective's panel."""
+    for start, name in hist.phases[1:]:
+        if start >= len(hist.time):
+            continue
+        t = hist.time[start - 1] if start else hist.time[0]
+        for a in ax:
+            a.axvline(t, color="0.6", linestyle=":", linewidth=1)
+        ax[0].annotate(
+            name,
+            (t, 1),
+            xycoords=("data", "axes fraction"),
+            xytext=(2, -2),
+            textcoords="offset points",
+            rotation=90,
+            va="top",
+            fontsize=7,
+            color="0.35",
+        )
 
 
 def _save_fig(fig, path: Path) -> None:

@@ -229,6 +229,7 @@ def fit_path(
             thresholds[-1] = target
     gen = torch.Generator().manual_seed(seed)
     hist = History()
+    hist.phase("lambda path" if search else "path to lambda")
     X: Factors | None = None
     stages: list[Stage] = []
     clock = 0.0
@@ -280,7 +281,10 @@ def fit_path(
     if search:
         best_v, thr, (X_best, th) = walk.best
         near = [(thr * ratio**0.5, theta_scale), (thr / ratio**0.5, theta_scale)] if fine else []
-        for t_c, scale in near + [(None, sc) for sc in theta_scales if sc != theta_scale]:
+        tries = near + [(None, sc) for sc in theta_scales if sc != theta_scale]
+        if tries:
+            hist.phase("near the best")
+        for t_c, scale in tries:
             t_c = thr if t_c is None else t_c  # the theta multiples: at the chosen threshold
             th_c = theta_for(opts.penalty, t_c, lam_max, theta, scale)
             o = replace(opts, theta=th_c, max_iter=stage_iters, tol=10 * opts.tol)
@@ -293,6 +297,7 @@ def fit_path(
             if v_c < best_v:
                 best_v, thr, X_best, th = v_c, t_c, X_c, th_c
         X = X_best
+        hist.phase("chosen lambda")
         o = replace(opts, theta=th, power_iters=final_power_iters or opts.power_iters)
         X, v, at_cap = solve(thr, o, X)
         if log:

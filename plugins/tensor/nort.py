@@ -101,6 +101,21 @@ class History:
     rmse_time: list[float] = field(default_factory=list)
     ranks: list[list[int]] = field(default_factory=list)
     gamma: list[float] = field(default_factory=list)
+    # (index of the phase's first iteration, name): the lambda path, the search near its best,
+    # the chosen lambda run to convergence, the refit. The objective jumps between them.
+    phases: list[tuple[int, str]] = field(default_factory=list)
+
+    def phase(self, name: str) -> None:
+        """Start a phase at the next iteration."""
+        self.phases.append((len(self.objective), name))
+
+    def phase_of(self) -> list[str]:
+        """Each iteration's phase name ("" before the first phase)."""
+        names = [""] * len(self.objective)
+        for k, (start, name) in enumerate(self.phases):
+            end = self.phases[k + 1][0] if k + 1 < len(self.phases) else len(names)
+            names[start:end] = [name] * (end - start)
+        return names
 
 
 def _orth(A: torch.Tensor) -> torch.Tensor:

@@ -186,6 +186,7 @@ def _refit_nort(prob, obs, vals, val, opts, res, cfg, limits, track, log, seed):
         f"(the chosen {res.lam:.4g} per entry), theta {res.theta:.4g}"
     )
     gen = torch.Generator().manual_seed(seed)
+    res.history.phase("refit")
     X, hist, _, at_cap = solve_growing(
         obs_all,
         vals_all,

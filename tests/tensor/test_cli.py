@@ -97,8 +97,14 @@ def test_complete_on_a_tiny_image_writes_everything(capsys, tmp_path):
         assert (tmp_path / "r" / f).is_file(), f
     X = np.load(tmp_path / "r" / "completed.npy", allow_pickle=False)
     assert list(X.shape) == res["shape"]
-    header = (tmp_path / "r" / "convergence.csv").read_text().splitlines()[0]
-    assert header.startswith("iteration,time_s,objective,test_rmse")
+    lines = (tmp_path / "r" / "convergence.csv").read_text().splitlines()
+    assert lines[0] == "iteration,time_s,objective,test_rmse,ranks,phase"
+    # every iteration is named by its phase, the phases in the order they ran; the refit ran
+    # to the end (the objective jumps between phases: the plot marks where)
+    phases = [line.rsplit(",", 1)[1] for line in lines[1:]]
+    runs = [p for k, p in enumerate(phases) if k == 0 or p != phases[k - 1]]
+    assert runs == ["lambda path", "near the best", "chosen lambda", "refit"]
+    assert len(phases) == res["iterations"]
 
 
 def test_train_then_eval_reproduces_the_test_rmse_and_predict_matches(capsys, tmp_path):
