@@ -1,7 +1,8 @@
 """Every optimizer tuned per setting on validation alone, then 5 seeds, paired with SAM.
 
     OMP_NUM_THREADS=1 nice python benchmarks/aesam/bench_tuned.py \
-        [--fashion /usr/share/datasets/fashion-mnist] [--only digits] [--report]
+        [--fashion /usr/share/datasets/fashion-mnist] [--only digits] [--noise 0.4] \
+        [--tune-seeds 3] [--report]
 
 Settings: scikit-learn's digits (MLP, the `small` preset) at 0, 20 and 40% label noise, and,
 with `--fashion FOLDER` (Debian's dataset-fashion-mnist installs the IDX files in
@@ -9,15 +10,16 @@ with `--fashion FOLDER` (Debian's dataset-fashion-mnist installs the IDX files i
 images, 15 epochs) at 0 and 40%.
 
 For each setting, `mltk aesam tune`'s procedure (mltk_plugins.aesam.tune) chooses every
-optimizer's radius on 20% of the training split (mean over tuning seeds 100-102), the same
-number of trials for each, the test split unread; AE-SAM and AE-LookSAM take the cost cap's schedule (0.2 SAM steps, 0.6x SAM's
-gradient evaluations). Then ERM, SAM, AE-SAM, SS-SAM (at the SAM fraction AE-SAM reached on the
+optimizer's radius on 20% of the training split (mean over `--tune-seeds` seeds from 100), the
+same number of trials for each, the test split unread; AE-SAM and AE-LookSAM take the cost
+cap's schedule (0.2 SAM steps, 0.6x SAM's gradient evaluations). Then ERM, SAM, AE-SAM, SS-SAM (at the SAM fraction AE-SAM reached on the
 same seed, with its own tuned radius), LookSAM and AE-LookSAM train on seeds 0-4 with their own
 choices and are tested. Each row: test accuracy mean and standard deviation, the paired
 difference to SAM (mean, standard error, paired t and sign test p-values), SAM fraction,
 gradient evaluations and CPU time relative to SAM. Goal per setting: AE-SAM's paired difference
 within one standard error of zero or above, at <= 0.6x SAM's gradient evaluations, and above
-SS-SAM. Writes bench_tuned.json after every setting and prints the table.
+SS-SAM. Writes bench_tuned.json after every setting (merging with what other processes wrote,
+so that `--noise` runs of one task can go side by side) and prints the table.
 """
 
 from __future__ import annotations
@@ -126,6 +128,7 @@ def markdown(results: list[dict]) -> str:
     from mltk_plugins.aesam.stats import describe
     from mltk_plugins.aesam.tune import settings_text
 
+    results = sorted(results, key=lambda r: (r["task"] != "digits", r["noise"]))
     lines = [
         "| task | noise | optimizer | tuned | test acc (%) | paired difference to SAM (points) "
         "| SAM fraction | grad evals / SAM | CPU / SAM |",
@@ -159,6 +162,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--fashion", type=Path, default=None, help="Fashion-MNIST's IDX folder.")
     ap.add_argument("--only", choices=("digits", "fashion"), default=None)
+    ap.add_argument("--noise", type=float, default=None, help="Run one noise level only.")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--trials", type=int, default=6, help="Radii tried per optimizer.")
     ap.add_argument("--tune-seeds", type=int, default=3, help="Seeds per trial (100, 101, ...).")
@@ -174,13 +178,17 @@ def main(argv: list[str] | None = None) -> list[dict]:
     torch.set_num_threads(1)
     tasks = ["digits"] + (["fashion"] if args.fashion else [])
     tasks = [t for t in tasks if args.only in (None, t)]
-    results = json.loads(args.out.read_text()) if args.out.exists() else []
+    results = []
     for task in tasks:
         base, noises = settings_of(task, args.fashion)
-        for noise in noises:
+        for noise in [n for n in noises if args.noise in (None, n)]:
             res = run_setting(task, base, noise, args)
+            # read again just before writing: another process may have added its setting
+            results = json.loads(args.out.read_text()) if args.out.exists() else []
             results = [r for r in results if (r["task"], r["noise"]) != (task, noise)] + [res]
-            args.out.write_text(json.dumps(results, indent=1))
+            tmp = args.out.with_suffix(".tmp")
+            tmp.write_text(json.dumps(results, indent=1))
+            tmp.replace(args.out)
             print(markdown([res]), flush=True)
     print(markdown(results))
     return results
