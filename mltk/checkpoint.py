@@ -171,8 +171,13 @@ def load_training_state(
     try:
         module.load_state_dict(weights)
     except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise DataError(f"checkpoint {directory} does not match this model: {first}") from exc
+        # torch's first line only names the class; the second says which tensor differs
+        lines = [line.strip() for line in str(exc).strip().splitlines()]
+        what = lines[1] if len(lines) > 1 else lines[0]
+        raise DataError(
+            f"checkpoint {directory} does not match this model (was it written by another "
+            f"version of the model?): {what}"
+        ) from exc
     if optimizer is not None and "optimizer" in meta:
         optimizer.load_state_dict(join_state(meta["optimizer"], tensors))
     if scheduler is not None and "scheduler" in meta:

@@ -141,6 +141,12 @@ def test_weights_of_another_model_are_a_data_error(tmp_path):
         load_training_state(tmp_path / "ck", model=torch.nn.Linear(3, 3))
 
 
+def test_a_tensor_of_another_shape_is_named_in_the_error(tmp_path):
+    save_training_state(tmp_path / "ck", model=torch.nn.Linear(4, 2), step=0)
+    with pytest.raises(DataError, match=r"another version of the model.*size mismatch for weight"):
+        load_training_state(tmp_path / "ck", model=torch.nn.Linear(3, 2))
+
+
 def test_non_finite_numbers_in_meta_are_stored_as_null(tmp_path):
     save_checkpoint(
         tmp_path / "ck", {"w": torch.zeros(1)}, {"loss": float("nan"), "best": float("inf")}
