@@ -2,7 +2,7 @@
 
     OMP_NUM_THREADS=1 nice python benchmarks/aesam/bench_tuned.py \
         [--fashion /usr/share/datasets/fashion-mnist] [--only digits] [--noise 0.4] \
-        [--tune-seeds 3] [--report]
+        [--tune-seeds 3] [--trials 6 --rho-min 0.05 --rho-max 1.6] [--report]
 
 Settings: scikit-learn's digits (MLP, the `small` preset) at 0, 20 and 40% label noise, and,
 with `--fashion FOLDER` (Debian's dataset-fashion-mnist installs the IDX files in
@@ -70,7 +70,14 @@ def run_setting(task: str, base, noise: float, args) -> dict:
         print(f"{task} {noise:.0%}: {message}", file=sys.stderr, flush=True)
 
     cfg = TuneConfig(
-        **{**base.__dict__, "noise": noise, "trials": args.trials, "tune_seeds": args.tune_seeds}
+        **{
+            **base.__dict__,
+            "noise": noise,
+            "trials": args.trials,
+            "tune_seeds": args.tune_seeds,
+            "rho_min": args.rho_min,
+            "rho_max": args.rho_max,
+        }
     )
     t0 = time.perf_counter()
     tuned = tune(cfg, load, quick_run, log)
@@ -165,6 +172,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--noise", type=float, default=None, help="Run one noise level only.")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--trials", type=int, default=6, help="Radii tried per optimizer.")
+    ap.add_argument("--rho-min", type=float, default=0.05, help="Smallest radius tried.")
+    ap.add_argument("--rho-max", type=float, default=1.6, help="Largest radius tried.")
     ap.add_argument("--tune-seeds", type=int, default=3, help="Seeds per trial (100, 101, ...).")
     ap.add_argument("--out", type=Path, default=HERE / "bench_tuned.json")
     ap.add_argument("--report", action="store_true", help="Print the table from the JSON.")
