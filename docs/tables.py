@@ -548,14 +548,20 @@ def _task_order(res: dict) -> tuple:
     return (res["task"] != "digits", res["noise"])
 
 
+def _wall_vs_sam(res: dict, name: str) -> float:
+    """Mean wall time of an optimizer's runs over SAM's (the rows store CPU time's ratio)."""
+    wall = [statistics.fmean(r["wall_s"] for r in res["runs"][n]) for n in (name, "sam")]
+    return wall[0] / wall[1]
+
+
 @_table("aesam-tuned")
 def _aesam_tuned(bench: Path) -> str:
     """benchmarks/aesam/bench_tuned.py:markdown, its first table."""
     results = sorted(_load(bench, "aesam/bench_tuned.json"), key=_task_order)
     lines = [
         "| task | noise | optimizer | tuned | test acc (%) | paired difference to SAM (points) "
-        "| SAM fraction | grad evals / SAM | CPU / SAM |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| SAM fraction | grad evals / SAM | CPU / SAM | wall / SAM |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for res in results:
         for r in res["rows"]:
@@ -564,7 +570,8 @@ def _aesam_tuned(bench: Path) -> str:
                 f"| {res['task']} | {res['noise']:.0%} | {r['optimizer']} | {settings} | "
                 f"{100 * r['acc_mean']:.2f} ± {100 * r['acc_std']:.2f} | "
                 f"{_paired_cell(r['diff_vs_sam'])} | {r['sam_fraction']:.3f} | "
-                f"{r['grad_evals_vs_sam']:.2f} | {r['cpu_vs_sam']:.2f} |"
+                f"{r['grad_evals_vs_sam']:.2f} | {r['cpu_vs_sam']:.2f} | "
+                f"{_wall_vs_sam(res, r['optimizer']):.2f} |"
             )
     return "\n".join(lines)
 

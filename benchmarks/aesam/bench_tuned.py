@@ -11,15 +11,16 @@ images, 15 epochs) at 0 and 40%.
 
 For each setting, `mltk aesam tune`'s procedure (mltk_plugins.aesam.tune) chooses every
 optimizer's radius on 20% of the training split (mean over `--tune-seeds` seeds from 100), the
-same number of trials for each, the test split unread; AE-SAM and AE-LookSAM take the cost
-cap's schedule (0.2 SAM steps, 0.6x SAM's gradient evaluations). Then ERM, SAM, AE-SAM, SS-SAM (at the SAM fraction AE-SAM reached on the
-same seed, with its own tuned radius), LookSAM and AE-LookSAM train on seeds 0-4 with their own
-choices and are tested. Each row: test accuracy mean and standard deviation, the paired
-difference to SAM (mean, standard error, paired t and sign test p-values), SAM fraction,
-gradient evaluations and CPU time relative to SAM. Goal per setting: AE-SAM's paired difference
-within one standard error of zero or above, at <= 0.6x SAM's gradient evaluations, and above
-SS-SAM. Writes bench_tuned.json after every setting (merging with what other processes wrote,
-so that `--noise` runs of one task can go side by side) and prints the table.
+same number of trials for each, the test split unread; AE-SAM and AE-LookSAM take the cost cap's
+schedule (0.2 SAM steps, 0.6x SAM's gradient evaluations). Then ERM, SAM, AE-SAM, SS-SAM (at the
+SAM fraction AE-SAM reached on the same seed, with its own tuned radius), LookSAM and AE-LookSAM
+train on seeds 0-4 with their own choices and are tested. Each row: test accuracy mean and
+standard deviation, the paired difference to SAM (mean, standard error, paired t and sign test
+p-values), SAM fraction, gradient evaluations, CPU and wall time relative to SAM. Goal per
+setting: AE-SAM's paired difference within one standard error of zero or above, at <= 0.6x SAM's
+gradient evaluations, and above SS-SAM. Writes bench_tuned.json after every setting (merging
+with what other processes wrote, so that `--noise` runs of one task can go side by side) and
+prints the table.
 """
 
 from __future__ import annotations
@@ -110,6 +111,7 @@ def run_setting(task: str, base, noise: float, args) -> dict:
                 / statistics.fmean(r["grad_evals"] for r in sam),
                 "cpu_vs_sam": statistics.fmean(r["cpu_s"] for r in rs)
                 / statistics.fmean(r["cpu_s"] for r in sam),
+                "wall_vs_sam": wall_vs_sam(runs, name),
             }
         )
     by = {r["optimizer"]: r for r in rows}
@@ -131,6 +133,13 @@ def run_setting(task: str, base, noise: float, args) -> dict:
     }
 
 
+def wall_vs_sam(runs: dict[str, list[dict]], name: str) -> float:
+    """Mean wall time of an optimizer's runs over SAM's."""
+    return statistics.fmean(r["wall_s"] for r in runs[name]) / statistics.fmean(
+        r["wall_s"] for r in runs["sam"]
+    )
+
+
 def markdown(results: list[dict]) -> str:
     from mltk_plugins.aesam.stats import describe
     from mltk_plugins.aesam.tune import settings_text
@@ -138,8 +147,8 @@ def markdown(results: list[dict]) -> str:
     results = sorted(results, key=lambda r: (r["task"] != "digits", r["noise"]))
     lines = [
         "| task | noise | optimizer | tuned | test acc (%) | paired difference to SAM (points) "
-        "| SAM fraction | grad evals / SAM | CPU / SAM |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| SAM fraction | grad evals / SAM | CPU / SAM | wall / SAM |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for res in results:
         for r in res["rows"]:
@@ -148,7 +157,8 @@ def markdown(results: list[dict]) -> str:
             lines.append(
                 f"| {res['task']} | {res['noise']:.0%} | {r['optimizer']} | {tuned} | "
                 f"{100 * r['acc_mean']:.2f} ± {100 * r['acc_std']:.2f} | {diff} | "
-                f"{r['sam_fraction']:.3f} | {r['grad_evals_vs_sam']:.2f} | {r['cpu_vs_sam']:.2f} |"
+                f"{r['sam_fraction']:.3f} | {r['grad_evals_vs_sam']:.2f} | {r['cpu_vs_sam']:.2f} | "
+                f"{wall_vs_sam(res['runs'], r['optimizer']):.2f} |"
             )
     lines += [
         "",

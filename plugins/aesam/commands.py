@@ -30,6 +30,7 @@ from .training import (
     at_chance,
     build_training,
     evaluate,
+    left_chance,
     predict_proba,
     quick_run,
     steps_in_epoch,
@@ -105,6 +106,7 @@ def run_train(cfg: AESAMConfig, rt) -> dict[str, Any]:
     steps = steps_in_epoch(len(data.y_train), cfg.batch_size, dist.world_size)
     remaining = steps * (cfg.epochs - state.epoch)
     with rt.out.progress(remaining, f"{cfg.optimizer}") as bar:
+        warned: list[str] = []  # the chance warning, if given
 
         def on_step(index: int, loss) -> None:
             o = state.optimizer
@@ -122,15 +124,19 @@ def run_train(cfg: AESAMConfig, rt) -> dict[str, Any]:
                 f"{rec.test_acc:.4f}  SAM fraction {rec.sam_fraction:.3f}  grad evals "
                 f"{rec.grad_evals}"
             )
-            if rec.epoch == min(CHANCE_EPOCHS, cfg.epochs) and dist.rank == 0:
-                message = at_chance(cfg, st.history, len(data.classes))
+            k = min(CHANCE_EPOCHS, cfg.epochs)
+            if rec.epoch == k and dist.rank == 0:
+                message = at_chance(cfg, st.history, len(data.classes), epoch=k)
                 if message:
+                    warned.append(message)
                     rt.out.warn(message)
 
         if state.epoch < cfg.epochs:
             train(cfg, data, state, device=rt.device, seed=seed, rank=dist.rank,
                   world_size=dist.world_size, ddp_model=ddp_model, autocast=rt.autocast,
                   on_epoch=on_epoch, on_step=on_step)  # fmt: skip
+        if warned and (note := left_chance(state.history, len(data.classes))):
+            rt.out.log(f"{cfg.optimizer}: {note}")
     if not state.history:
         raise DataError(f"{run.path} holds no finished epoch to report")
     return {"run": str(run.path), **_summary(cfg, state.history[-1])}

@@ -253,25 +253,48 @@ def train(
 CHANCE_EPOCHS = 3  # a run still at chance after this many epochs (or all, if fewer) is warned
 
 
-def at_chance(cfg: AESAMConfig, history: list[EpochRecord], n_classes: int) -> str | None:
-    """A warning when the training accuracy after the first epochs is within 1.5x chance (a
-    model that learns anything is well above it, even on 40% noisy labels), naming the likely
-    cause: for the SAM family the radius, for ERM the learning rate."""
-    k = min(CHANCE_EPOCHS, cfg.epochs)
-    if len(history) < k or history[k - 1].epoch != k:
+def at_chance(
+    cfg: AESAMConfig, history: list[EpochRecord], n_classes: int, epoch: int | None = None
+) -> str | None:
+    """A warning when the training accuracy after ``epoch`` epochs (the first CHANCE_EPOCHS,
+    or all if fewer; None: the last finished one) is within 1.5x chance (a model that learns
+    anything is well above it, even on 40% noisy labels), naming the likely cause: for the SAM
+    family the radius (and LookSAM's reuse strength), for ERM the learning rate."""
+    if epoch is None:
+        rec = history[-1] if history else None
+    else:
+        rec = next((r for r in history if r.epoch == epoch), None)
+    if rec is None:
         return None
-    acc, chance = history[k - 1].train_acc, 1.0 / n_classes
+    acc, chance = rec.train_acc, 1.0 / n_classes
     if acc > 1.5 * chance:
         return None
-    cause = (
-        f"--lr {cfg.lr:g}; try a smaller learning rate"
-        if cfg.optimizer == "erm"
-        else f"--rho {cfg.rho:g} (too large a radius for this model); try a smaller --rho, or "
-        "--optimizer erm to check the learning rate"
-    )
+    if cfg.optimizer == "erm":
+        cause = f"--lr {cfg.lr:g}; try a smaller learning rate"
+    elif cfg.optimizer in ("looksam", "aelooksam"):
+        cause = (
+            f"--rho {cfg.rho:g} or LookSAM's reuse --alpha {cfg.alpha:g} (too large for this "
+            "model); try smaller ones, or --optimizer erm to check the learning rate"
+        )
+    else:
+        cause = (
+            f"--rho {cfg.rho:g} (too large a radius for this model); try a smaller --rho, or "
+            "--optimizer erm to check the learning rate"
+        )
     return (
-        f"{cfg.optimizer}: training accuracy {acc:.3f} after {k} epochs is at chance "
+        f"{cfg.optimizer}: training accuracy {acc:.3f} after {rec.epoch} epochs is at chance "
         f"({chance:.3f} for {n_classes} classes); the likely cause is {cause}"
+    )
+
+
+def left_chance(history: list[EpochRecord], n_classes: int) -> str | None:
+    """After an early chance warning: a note when the run's last epoch is well above chance."""
+    if not history or history[-1].train_acc <= 1.5 / n_classes:
+        return None
+    last = history[-1]
+    return (
+        f"training accuracy {last.train_acc:.3f} after {last.epoch} epochs: the run left chance, "
+        "the warning above no longer holds"
     )
 
 
@@ -294,5 +317,5 @@ def quick_run(cfg: AESAMConfig, data: Dataset, seed: int, device: str = "cpu") -
         "steps": st["steps"],
         "wall_s": wall,
         "cpu_s": cpu,  # less disturbed than wall time on a shared machine
-        "warning": at_chance(cfg, state.history, len(data.classes)),
+        "warning": at_chance(cfg, state.history, len(data.classes)),  # at the end of training
     }
