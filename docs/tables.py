@@ -556,8 +556,12 @@ def _wall_vs_sam(res: dict, name: str) -> float:
 
 @_table("aesam-tuned")
 def _aesam_tuned(bench: Path) -> str:
-    """benchmarks/aesam/bench_tuned.py:markdown, its first table."""
-    results = sorted(_load(bench, "aesam/bench_tuned.json"), key=_task_order)
+    return aesam_tuned(_load(bench, "aesam/bench_tuned.json"))
+
+
+def aesam_tuned(results: list) -> str:
+    """benchmarks/aesam/bench_tuned.py's first table (it prints this one)."""
+    results = sorted(results, key=_task_order)
     lines = [
         "| task | noise | optimizer | tuned | test acc (%) | paired difference to SAM (points) "
         "| SAM fraction | grad evals / SAM | CPU / SAM | wall / SAM |",
@@ -578,8 +582,12 @@ def _aesam_tuned(bench: Path) -> str:
 
 @_table("aesam-tuned-goals")
 def _aesam_tuned_goals(bench: Path) -> str:
-    """benchmarks/aesam/bench_tuned.py:markdown, its second table."""
-    results = sorted(_load(bench, "aesam/bench_tuned.json"), key=_task_order)
+    return aesam_tuned_goals(_load(bench, "aesam/bench_tuned.json"))
+
+
+def aesam_tuned_goals(results: list) -> str:
+    """benchmarks/aesam/bench_tuned.py's second table (it prints this one)."""
+    results = sorted(results, key=_task_order)
     lines = [
         "| task | noise | AE-SAM within one SE of SAM or above | <= 0.6x SAM's gradient "
         "evaluations | above SS-SAM |",

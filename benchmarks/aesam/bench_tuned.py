@@ -26,6 +26,7 @@ prints the table.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import statistics
 import sys
@@ -34,6 +35,7 @@ from dataclasses import replace
 from pathlib import Path
 
 HERE = Path(__file__).parent
+ROOT = HERE.resolve().parents[1]
 ORDER = ("erm", "sam", "aesam", "sssam", "looksam", "aelooksam")
 TUNED_KEYS = ("rho", "lambda1", "lambda2", "p")
 
@@ -141,38 +143,11 @@ def wall_vs_sam(runs: dict[str, list[dict]], name: str) -> float:
 
 
 def markdown(results: list[dict]) -> str:
-    from mltk_plugins.aesam.stats import describe
-    from mltk_plugins.aesam.tune import settings_text
-
-    results = sorted(results, key=lambda r: (r["task"] != "digits", r["noise"]))
-    lines = [
-        "| task | noise | optimizer | tuned | test acc (%) | paired difference to SAM (points) "
-        "| SAM fraction | grad evals / SAM | CPU / SAM | wall / SAM |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for res in results:
-        for r in res["rows"]:
-            tuned = settings_text(r["settings"]) if r["settings"] else "-"
-            diff = describe(r["diff_vs_sam"]) if r["diff_vs_sam"] else "-"
-            lines.append(
-                f"| {res['task']} | {res['noise']:.0%} | {r['optimizer']} | {tuned} | "
-                f"{100 * r['acc_mean']:.2f} ± {100 * r['acc_std']:.2f} | {diff} | "
-                f"{r['sam_fraction']:.3f} | {r['grad_evals_vs_sam']:.2f} | {r['cpu_vs_sam']:.2f} | "
-                f"{wall_vs_sam(res['runs'], r['optimizer']):.2f} |"
-            )
-    lines += [
-        "",
-        "| task | noise | AE-SAM within one SE of SAM or above | <= 0.6x SAM's gradient "
-        "evaluations | above SS-SAM |",
-        "| --- | --- | --- | --- | --- |",
-    ]
-    for res in results:
-        g = {k: "yes" if v else "**no**" for k, v in res["goal"].items()}
-        lines.append(
-            f"| {res['task']} | {res['noise']:.0%} | {g['paired_within_one_se']} | "
-            f"{g['cost_at_most_0.6']} | {g['above_sssam']} |"
-        )
-    return "\n".join(lines)
+    """Both tables, rendered by docs/tables.py as the docs show them."""
+    spec = importlib.util.spec_from_file_location("mltk_docs_tables", ROOT / "docs" / "tables.py")
+    tables = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tables)
+    return tables.aesam_tuned(results) + "\n\n" + tables.aesam_tuned_goals(results)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
