@@ -109,6 +109,19 @@ class History:
         """Start a phase at the next iteration."""
         self.phases.append((len(self.objective), name))
 
+    def extend(self, other: History, phase: str) -> None:
+        """Append another run's iterations as ``phase`` (a new phase unless it is the current
+        one); the other run's clock starts where this one's ends."""
+        if not self.phases or self.phases[-1][1] != phase:
+            self.phase(phase)
+        t0 = self.time[-1] if self.time else 0.0
+        self.objective += other.objective
+        self.time += [t0 + t for t in other.time]
+        self.rmse += other.rmse
+        self.rmse_time += [t0 + t for t in other.rmse_time]
+        self.ranks += other.ranks
+        self.gamma += other.gamma
+
     def phase_of(self) -> list[str]:
         """Each iteration's phase name ("" before the first phase)."""
         names = [""] * len(self.objective)

@@ -21,7 +21,7 @@ from mltk.errors import UsageError
 from .config import TensorConfig
 from .continuation import ValidationWalk, fit_path, natural_caps, rmse
 from .data import Completion
-from .nort import NortOptions
+from .nort import History, NortOptions
 from .structured import Observed
 
 DENSE_LIMIT = 1 << 27  # entries: the largest tensor written densely (1 GiB in float64)
@@ -252,10 +252,12 @@ def _fit_dense(cfg, prob, obs, vals, val, test, lam, log, device, dtype):
         return X[tuple(o.idx[:, d] for d in range(D))]
 
     X = None
+    hist = History()  # every run's iterations, in phases as NORT's history has them
     if lam is None:  # the same warm-started validation walk as NORT's, on the dense solver
         walk = ValidationWalk(lam_max, cfg.path_ratio, cfg.path_steps)
         for k, thr in enumerate(walk.thresholds):
-            X, _ = run(thr / D, 2 * cfg.stage_iters, init=X)
+            X, h = run(thr / D, 2 * cfg.stage_iters, init=X)
+            hist.extend(h, "lambda path")
             v = rmse(at(X, val[0]), val[1])
             log(f"{cfg.solver}: lambda {thr / D:.4g}, validation RMSE {v:.4g}")
             if walk.record(k, v, X):
@@ -263,7 +265,8 @@ def _fit_dense(cfg, prob, obs, vals, val, test, lam, log, device, dtype):
         _, thr, X = walk.best
         lam = thr / D
     searched = X is not None
-    X, hist = run(lam, cfg.max_iter, init=X)
+    X, h = run(lam, cfg.max_iter, init=X)
+    hist.extend(h, "chosen lambda" if searched else "given lambda")
     th = (
         0.0
         if cfg.solver == "convex"
@@ -277,7 +280,8 @@ def _fit_dense(cfg, prob, obs, vals, val, test, lam, log, device, dtype):
             f"{cfg.solver}: refit on all {len(vals_all):,} observed entries at lambda {lam_all:.4g}"
         )
         obs, vals = obs_all, vals_all  # what run() reads
-        X, hist = run(lam_all, cfg.max_iter, init=X, theta=th or None)
+        X, h = run(lam_all, cfg.max_iter, init=X, theta=th or None)
+        hist.extend(h, "refit")
         refit = _refit_record(lam_all, at(X, obs_all), vals_all)
     test_pred = at(X, test[0]) if test[1].numel() else None
     return {

@@ -154,3 +154,26 @@ def test_the_path_stages_take_two_power_iterations_one_for_capped_l1_or_the_user
     assert per_stage() == ({2}, final)
     assert per_stage(penalty="capped-l1") == ({1}, final)
     assert per_stage(power_iters=3) == ({3}, final)
+
+
+def test_the_dense_solver_counts_every_iteration_of_its_search_and_refit(monkeypatch):
+    from mltk_plugins.tensor import dense
+
+    prob = completion(shape=(10, 11, 12), seed=2)
+    lengths = []
+    real = dense.dense_proximal_average
+
+    def spy(*args, **kw):
+        X, h = real(*args, **kw)
+        lengths.append(len(h.objective))
+        return X, h
+
+    monkeypatch.setattr(dense, "dense_proximal_average", spy)
+    res = solve.fit(cfg(solver="dense"), prob, "cpu", lambda m: None, dtype=torch.float64)
+    hist = res["history"]
+    # the path's stages, the chosen lambda and the refit: all in the count and the history
+    assert len(lengths) >= 3 and res["iterations"] == sum(lengths) == len(hist.objective)
+    assert [name for _, name in hist.phases] == ["lambda path", "chosen lambda", "refit"]
+    assert hist.phases[-1][0] == sum(lengths[:-1]) and hist.phases[1][0] == sum(lengths[:-2])
+    assert all(b >= a for a, b in zip(hist.time, hist.time[1:], strict=False))
+    assert res["ranks"] == hist.ranks[-1]
