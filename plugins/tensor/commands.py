@@ -270,7 +270,7 @@ def write_history(run, hist, prefix="convergence") -> None:
     ax[0].set_xlabel("time (s)")
     ax[0].set_ylabel("objective")
     if hist.rmse:
-        ax[1].plot(hist.rmse_time, hist.rmse, marker=".")
+        ax[1].plot(hist.rmse_time, hist.rmse, marker="." if len(hist.rmse) <= 100 else None)
     ax[1].set_xlabel("time (s)")
     ax[1].set_ylabel("test RMSE")
     _mark_phases(ax, hist)

@@ -135,7 +135,7 @@ def fit(
             ]
         test_pred = X.low().at(test[0]) if test[1].numel() else None
     else:
-        out = _fit_dense(cfg, prob, obs, vals, val, test, lam, log, device, dtype)
+        out = _fit_dense(cfg, prob, obs, vals, val, test, lam, log, device, dtype, monitor)
         test_pred = out.pop("test_pred")
     if cuda:
         torch.cuda.synchronize(device)
@@ -215,8 +215,9 @@ def _warn_at_cap(at_cap, caps, cfg, warn) -> None:
         warn(f"the ranks ended at their cap ({modes}); the fit may be better with more: {how}")
 
 
-def _fit_dense(cfg, prob, obs, vals, val, test, lam, log, device, dtype):
-    """The dense reference solvers; lambda by the same validation walk when not given."""
+def _fit_dense(cfg, prob, obs, vals, val, test, lam, log, device, dtype, monitor=True):
+    """The dense reference solvers; lambda by the same validation walk when not given.
+    ``monitor`` records the test RMSE at every iteration (NORT: every fifth)."""
     from .dense import convex_admm, dense_proximal_average
     from .nort import sparse_spectral_norms
 
@@ -229,10 +230,22 @@ def _fit_dense(cfg, prob, obs, vals, val, test, lam, log, device, dtype):
     lam_max = max(sparse_spectral_norms(obs, vals, seed=0))
     from .continuation import theta_for
 
+    def at(X, o):
+        return X[tuple(o.idx[:, d] for d in range(D))]
+
+    track = (lambda X: rmse(at(X, test[0]), test[1])) if monitor and test[1].numel() else None
+
     def run(lam_d, max_iter, init=None, theta=None):
         if cfg.solver == "convex":
             return convex_admm(
-                prob.shape, obs.idx, vals, [lam_d] * D, max_iter=max_iter, tol=cfg.tol, init=init
+                prob.shape,
+                obs.idx,
+                vals,
+                [lam_d] * D,
+                max_iter=max_iter,
+                tol=cfg.tol,
+                init=init,
+                monitor=track,
             )
         th = theta_for(cfg.penalty, D * lam_d, lam_max, theta or cfg.theta or None)
         return dense_proximal_average(
@@ -246,10 +259,8 @@ def _fit_dense(cfg, prob, obs, vals, val, test, lam, log, device, dtype):
             tol=cfg.tol,
             momentum=cfg.momentum,
             init=init,
+            monitor=track,
         )
-
-    def at(X, o):
-        return X[tuple(o.idx[:, d] for d in range(D))]
 
     X = None
     hist = History()  # every run's iterations, in phases as NORT's history has them

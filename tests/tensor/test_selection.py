@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 import torch
 from mltk_plugins.tensor import continuation, solve
 from mltk_plugins.tensor.config import TensorConfig
@@ -177,3 +178,17 @@ def test_the_dense_solver_counts_every_iteration_of_its_search_and_refit(monkeyp
     assert hist.phases[-1][0] == sum(lengths[:-1]) and hist.phases[1][0] == sum(lengths[:-2])
     assert all(b >= a for a, b in zip(hist.time, hist.time[1:], strict=False))
     assert res["ranks"] == hist.ranks[-1]
+
+
+def test_the_dense_solver_records_the_test_rmse_for_the_convergence_plot():
+    prob = completion(shape=(10, 11, 12), seed=2)
+    for solver in ("dense", "convex"):
+        res = solve.fit(cfg(solver=solver), prob, "cpu", lambda m: None, dtype=torch.float64)
+        hist = res["history"]
+        assert len(hist.rmse) == len(hist.rmse_time) == res["iterations"] > 0
+        assert hist.rmse[-1] == pytest.approx(res["test"]["rmse"], rel=1e-9)
+        assert hist.rmse_time == hist.time
+        quiet = solve.fit(
+            cfg(solver=solver), prob, "cpu", lambda m: None, dtype=torch.float64, monitor=False
+        )
+        assert quiet["history"].rmse == [] and quiet["test"]["rmse"] == res["test"]["rmse"]
