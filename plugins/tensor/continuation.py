@@ -11,9 +11,12 @@ the threshold above which the solution is zero, and shrinks geometrically.
   the walk stops once the validation RMSE has stayed more than ``rise_tol`` (1%) above the best
   for ``patience`` stages in a row (a plateau while the ranks have not yet grown does not count),
   and the best stage's solution is then run to convergence. While the last stage of the path is
-  the best so far, the path goes on (by the same ratio, up to twice its length). When converging does worse on the
-  validation entries than the stage it started from (capped-l1 can), the stage's solution is
-  returned: the search keeps whatever is best on validation.
+  the best so far, the path goes on (by the same ratio, up to twice its length). When converging
+  does worse on the validation entries than the stage it started from (capped-l1 can), the
+  stage's solution is returned: the search keeps whatever is best on validation. The refinement
+  is scored on validation every few iterations and stops once the score has risen for
+  ``patience`` checks in a row, by the walk's rule: such a run ends worse than where it started,
+  and converging only costs time (on rocket at 20%, capped-l1 spent half its time there).
 """
 
 from __future__ import annotations
@@ -95,6 +98,32 @@ class ValidationWalk:
 
 
 @dataclass
+class EarlyStop:
+    """Validation during the refinement, called once per iteration: every ``every`` iterations
+    the iterate is scored; once the score has stayed more than ``rise_tol`` above the best so
+    far (``best_v`` starts as the path stage's) for ``patience`` checks in a row, it says stop."""
+
+    val: tuple[Observed, torch.Tensor]
+    best_v: float
+    every: int = 5
+    patience: int = 3
+    rise_tol: float = RISE_TOL
+    calls: int = 0
+    rises: int = 0
+    stopped: bool = False
+
+    def __call__(self, X: Factors) -> bool:
+        self.calls += 1
+        if self.calls % self.every:
+            return False
+        v = rmse(X.low().at(self.val[0]), self.val[1])
+        self.best_v = min(self.best_v, v)
+        self.rises = count_rises(v, self.best_v, self.rises, self.rise_tol)
+        self.stopped = self.rises >= self.patience
+        return self.stopped
+
+
+@dataclass
 class Stage:
     threshold: float
     lam: float  # per-mode objective weight = threshold / D
@@ -144,9 +173,11 @@ def solve_growing(
     history=None,
     t0=0.0,
     log=None,
+    stop=None,
 ):
     """NORT at one threshold; a mode whose rank reaches its cap gets the cap doubled (up to
-    ``limits``, None: never) and the stage runs on from where it stopped.
+    ``limits``, None: never) and the stage runs on from where it stopped (unless ``stop``, an
+    EarlyStop, has stopped it).
 
     Returns (factors, history, options with the caps reached, modes still at a cap below their
     natural limit)."""
@@ -154,11 +185,11 @@ def solve_growing(
     natural = natural_caps(obs.shape)
     while True:
         solver = NORT(obs, values, [thr / D] * D, opts, generator=gen)
-        X, history = solver.run(init=init, monitor=monitor, history=history, t0=t0)
+        X, history = solver.run(init=init, monitor=monitor, history=history, t0=t0, stop=stop)
         t0 = history.time[-1] if history.time else t0
         full = [d for d, r in enumerate(X.ranks) if r >= opts.max_rank[d] < natural[d]]
         grow = [d for d in full if limits is not None and opts.max_rank[d] < limits[d]]
-        if not grow:
+        if not grow or (stop is not None and stop.stopped):
             return X, history, opts, full
         caps = list(opts.max_rank)
         for d in grow:
@@ -234,7 +265,7 @@ def fit_path(
     stages: list[Stage] = []
     clock = 0.0
 
-    def solve(thr, o, init):
+    def solve(thr, o, init, stop=None):
         """One stage (solve_growing), recorded with its validation RMSE; the history, the clock
         and grown caps carry on. Returns (factors, validation RMSE or None, modes at a cap)."""
         nonlocal hist, clock, opts
@@ -251,6 +282,7 @@ def fit_path(
             history=hist,
             t0=clock,
             log=log,
+            stop=stop,
         )
         opts = replace(opts, max_rank=o.max_rank)  # grown caps stay grown
         clock = hist.time[-1] if hist.time else clock
@@ -299,9 +331,12 @@ def fit_path(
         X = X_best
         hist.phase("chosen lambda")
         o = replace(opts, theta=th, power_iters=final_power_iters or opts.power_iters)
-        X, v, at_cap = solve(thr, o, X)
+        stop = EarlyStop(val, best_v, opts.monitor_every, patience, rise_tol)
+        X, v, at_cap = solve(thr, o, X, stop)
         if log:
-            log(f"chosen lambda {thr / D:.4g}: validation RMSE {v:.4g} after refinement")
+            how = "stopped early, rising" if stop.stopped else "after refinement"
+            n = stages[-1].iters
+            log(f"chosen lambda {thr / D:.4g}: validation RMSE {v:.4g} {how} ({n} iterations)")
         refined = v <= best_v
         if not refined:
             # converging at this lambda fitted the training entries at the cost of the held-out

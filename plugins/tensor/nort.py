@@ -236,8 +236,10 @@ class NORT:
         monitor: Callable[[Factors], float] | None = None,
         history: History | None = None,
         t0: float = 0.0,
+        stop: Callable[[Factors], bool] | None = None,
     ) -> tuple[Factors, History]:
-        """Iterate from ``init`` (zero when None) until the objective stalls or max_iter."""
+        """Iterate from ``init`` (zero when None) until the objective stalls, max_iter, or
+        ``stop`` (called with every iterate, inside the clock) says so."""
         o = self.opts
         hist = history if history is not None else History()
         X1 = (
@@ -294,6 +296,7 @@ class NORT:
             X0, prt0 = X1, prt1
             X1, prt1, low1 = X_new, prt_new, X_new.low()
             F_prev, F1 = F1, F_new
+            halt = stop is not None and stop(X1)
             if self.device.type == "cuda":  # the clock reads finished work, not queued kernels
                 torch.cuda.synchronize(self.device)
             clock += time.perf_counter() - start
@@ -304,7 +307,7 @@ class NORT:
             if monitor is not None and (it % o.monitor_every == 0 or it + 1 == o.max_iter):
                 hist.rmse.append(float(monitor(X1)))
                 hist.rmse_time.append(clock)
-            if it > 0 and abs(F_prev - F1) <= o.tol * max(abs(F1), 1e-30):
+            if halt or (it > 0 and abs(F_prev - F1) <= o.tol * max(abs(F1), 1e-30)):
                 break
             if o.time_limit is not None and clock - t0 > o.time_limit:
                 break

@@ -282,9 +282,35 @@ def test_the_search_keeps_the_path_solution_when_refining_does_worse_on_validati
     o = NortOptions(penalty="capped-l1", max_rank=(8, 8, 8))
     res = fit_path(o_tr, vals[tr], o, theta_scale=4.0, **kw)
     best_stage = min(s.val_rmse for s in res.stages[:-1])
-    assert res.stages[-1].val_rmse > 1.05 * best_stage
+    assert res.stages[-1].val_rmse > best_stage
     assert not res.refined and res.val_rmse == best_stage
     assert rmse(res.factors.low().at(o_va), vals[va]) == pytest.approx(best_stage, rel=1e-12)
+
+
+def test_a_refinement_that_rises_on_validation_stops_early_and_changes_only_the_time(
+    monkeypatch,
+):
+    from mltk_plugins.tensor import continuation
+
+    obs, vals, X, idx = low_rank_problem(shape=(20, 21, 22), fraction=0.3, seed=4, noise=0.3)
+    o_tr, _, o_va, _, tr, va = split_validation(obs, vals, idx)
+    kw = dict(val=(o_va, vals[va]), steps=10, stage_iters=2, theta_scale=4.0)
+    o = NortOptions(penalty="capped-l1", max_rank=(8, 8, 8), max_iter=300, tol=1e-7)
+    stopped = fit_path(o_tr, vals[tr], o, **kw)
+    monkeypatch.setattr(continuation.EarlyStop, "__call__", lambda self, X: False)
+    full = fit_path(o_tr, vals[tr], o, **kw)
+    # the converged run ends worse on validation than its stage, so both keep the stage
+    assert not full.refined and not stopped.refined
+    assert full.stages[-1].val_rmse > 1.05 * full.val_rmse
+    assert stopped.val_rmse == full.val_rmse and stopped.lam == full.lam
+    for a, b in zip(stopped.factors.low().W, full.factors.low().W, strict=True):
+        assert torch.equal(a, b)
+    # every stage before the refinement is the same; the refinement stops at a check (every 5
+    # iterations), three checks after validation's best, long before convergence
+    assert [s.iters for s in stopped.stages[:-1]] == [s.iters for s in full.stages[:-1]]
+    n = stopped.stages[-1].iters
+    assert n % o.monitor_every == 0 and 15 <= n < full.stages[-1].iters / 2
+    assert stopped.stages[-1].val_rmse > full.val_rmse * (1 + continuation.RISE_TOL)
 
 
 def test_the_search_extends_a_path_whose_last_stage_is_the_best():
