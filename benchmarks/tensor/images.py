@@ -128,6 +128,21 @@ def label(r: dict) -> str:
     return f"{r['method']}, on that path"
 
 
+def phase_ends(hist) -> list[dict]:
+    """Each phase of a solver's history: its name, iterations, and ranks and time at its end."""
+    bounds = [start for start, _ in hist.phases] + [len(hist.objective)]
+    return [
+        {
+            "phase": name,
+            "iterations": b - a,
+            "ranks": hist.ranks[b - 1],
+            "seconds": hist.time[b - 1],
+        }
+        for (a, name), b in zip(hist.phases, bounds[1:], strict=True)
+        if b > a
+    ]
+
+
 def run_method(
     method: str, image: str, size: int, observed: float, seed: int, path: dict, device: str = "cpu"
 ) -> dict:
@@ -169,6 +184,7 @@ def run_method(
         res = c.fit(cfg, prob, dev, lambda m: None, seed=seed, monitor=False)
         test = res["test"]["rmse"]
         info = {"lambda": res["lam"], "iterations": res["iterations"], "ranks": res["ranks"]}
+        info["phases"] = phase_ends(res["history"])
         if method == "nort-lsp":  # hand the path to the dense PA run
             stages = res["stages"] if res["refined"] else res["stages"][:-1]
             info["path"] = [(s["threshold"], s["theta"], s["iters"]) for s in stages]
@@ -179,6 +195,7 @@ def run_method(
         res = c.fit(cfg, prob, dev, lambda m: None, seed=seed, monitor=False)
         test = res["test"]["rmse"]
         info = {"lambda": res["lam"], "iterations": res["iterations"], "ranks": res["ranks"]}
+        info["phases"] = phase_ends(res["history"])
     elif method == "dense-pa-lsp":
         from mltk_plugins.tensor.dense import dense_proximal_average
 
