@@ -84,6 +84,12 @@ class TensorConfig:
         "Try the lambdas half a path step either side of the validation minimum.",
         panel=SOLVER,
     )
+    early_stop: bool = option(
+        True,
+        "Stop the refinement at the chosen lambda once validation has risen for three checks "
+        "in a row (such a run ends worse than its stage, which is kept).",
+        panel=SOLVER,
+    )
     theta_search: Literal["one-path", "paths"] = option(
         "one-path",
         "capped-l1 without --theta: try theta multiples 1, 2, 4 at the chosen lambda of one "

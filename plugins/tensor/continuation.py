@@ -219,6 +219,7 @@ def fit_path(
     theta_scale: float = 2.0,
     final_power_iters: int | None = None,
     fine: bool = False,
+    early_stop: bool = True,
     theta_scales: tuple[float, ...] = (),
     grow_limits: tuple[int, ...] | None = None,
 ) -> FitResult:
@@ -231,7 +232,8 @@ def fit_path(
 
     After the search, ``fine`` tries the two thresholds half a path step on either side of the
     best, and ``theta_scales`` the other theta multiples at the chosen one (capped-l1), each for
-    one stage from the best solution; the best on validation is then refined. ``grow_limits``
+    one stage from the best solution; the best on validation is then refined, stopped early
+    (``early_stop``) once validation has risen for ``patience`` checks in a row. ``grow_limits``
     lets a rank that reaches its cap grow (solve_growing).
     """
     D = len(obs.shape)
@@ -331,10 +333,12 @@ def fit_path(
         X = X_best
         hist.phase("chosen lambda")
         o = replace(opts, theta=th, power_iters=final_power_iters or opts.power_iters)
-        stop = EarlyStop(val, best_v, opts.monitor_every, patience, rise_tol)
+        stop = (
+            EarlyStop(val, best_v, opts.monitor_every, patience, rise_tol) if early_stop else None
+        )
         X, v, at_cap = solve(thr, o, X, stop)
         if log:
-            how = "stopped early, rising" if stop.stopped else "after refinement"
+            how = "stopped early, rising" if stop and stop.stopped else "after refinement"
             n = stages[-1].iters
             log(f"chosen lambda {thr / D:.4g}: validation RMSE {v:.4g} {how} ({n} iterations)")
         refined = v <= best_v

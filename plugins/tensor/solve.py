@@ -104,6 +104,7 @@ def fit(
                 theta_scale=scale,
                 final_power_iters=cfg.final_power_iters,
                 fine=cfg.fine_search,
+                early_stop=cfg.early_stop,
                 theta_scales=at_chosen,
                 grow_limits=limits,
             )

@@ -78,7 +78,14 @@ def test_the_refit_sees_every_observed_entry_and_no_test_entry(monkeypatch):
 
 def test_without_refit_and_the_new_searches_the_first_release_path_is_reproduced_bit_for_bit():
     prob = completion(seed=3)
-    old = cfg(refit=False, fine_search=False, grow_rank=False, theta_search="paths", power_iters=1)
+    old = cfg(
+        refit=False,
+        fine_search=False,
+        early_stop=False,
+        grow_rank=False,
+        theta_search="paths",
+        power_iters=1,
+    )
     res = solve.fit(old, prob, "cpu", lambda m: None, dtype=torch.float64)
 
     def obs(idx):
@@ -102,6 +109,7 @@ def test_without_refit_and_the_new_searches_the_first_release_path_is_reproduced
         ratio=0.6,
         stage_iters=5,
         final_power_iters=old.final_power_iters,
+        early_stop=False,
     )
     for a, b in zip(
         res["factors"].U + res["factors"].s, direct.factors.U + direct.factors.s, strict=True
