@@ -15,8 +15,9 @@ the threshold above which the solution is zero, and shrinks geometrically.
   does worse on the validation entries than the stage it started from (capped-l1 can), the
   stage's solution is returned: the search keeps whatever is best on validation. The refinement
   is scored on validation every few iterations and stops once the score has risen for
-  ``patience`` checks in a row, by the walk's rule: such a run ends worse than where it started,
-  and converging only costs time (on rocket at 20%, capped-l1 spent half its time there).
+  ``patience`` checks in a row, by the walk's rule: on the photographs every such run ended
+  worse than where it started, and converging only cost time (on rocket at 20%, capped-l1
+  spent half its time there).
 """
 
 from __future__ import annotations
