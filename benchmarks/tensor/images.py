@@ -130,7 +130,6 @@ def label(r: dict) -> str:
 
 def phase_ends(hist) -> list[dict]:
     """Each phase of a solver's history: its name, iterations, and ranks and time at its end."""
-    bounds = [start for start, _ in hist.phases] + [len(hist.objective)]
     return [
         {
             "phase": name,
@@ -138,7 +137,7 @@ def phase_ends(hist) -> list[dict]:
             "ranks": hist.ranks[b - 1],
             "seconds": hist.time[b - 1],
         }
-        for (a, name), b in zip(hist.phases, bounds[1:], strict=True)
+        for name, a, b in hist.spans()
         if b > a
     ]
 

@@ -122,11 +122,15 @@ class History:
         self.ranks += other.ranks
         self.gamma += other.gamma
 
+    def spans(self) -> list[tuple[str, int, int]]:
+        """Each phase as (name, first iteration, one past its last)."""
+        ends = [start for start, _ in self.phases[1:]] + [len(self.objective)]
+        return [(name, start, end) for (start, name), end in zip(self.phases, ends, strict=True)]
+
     def phase_of(self) -> list[str]:
         """Each iteration's phase name ("" before the first phase)."""
         names = [""] * len(self.objective)
-        for k, (start, name) in enumerate(self.phases):
-            end = self.phases[k + 1][0] if k + 1 < len(self.phases) else len(names)
+        for name, start, end in self.spans():
             names[start:end] = [name] * (end - start)
         return names
 
